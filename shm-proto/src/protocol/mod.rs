@@ -1,0 +1,10 @@
+//! The control protocol: messages and their framing on the Unix socket.
+
+mod framing;
+mod messages;
+
+pub use framing::{
+    FrameError, LEN_PREFIX, MAX_FRAME_LEN, decode_payload, encode_frame, payload_len, read_frame,
+    read_frame_with_fd, write_frame, write_frame_with_fd,
+};
+pub use messages::*;

@@ -1,1 +1,6 @@
-//! Helpers shared by the integration tests and their peer processes.
+//! Helpers shared by the integration tests and the peer processes they start.
+#![deny(missing_docs)]
+
+pub mod pattern;
+pub mod ring_peer;
+pub mod watchdog;

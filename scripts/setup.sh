@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what v2m needs to build, run and test, and nothing that is already there.
+# Idempotent: a second run installs nothing and prints only what it checked.
+#
+#   scripts/setup.sh            system packages for building, running and testing
+#
+# System packages (Debian/Ubuntu names):
+#   pkg-config libasound2-dev   cpal's ALSA backend (capture)
+#   espeak-ng sox               synthetic speech and audio conversion for fixtures
+#   pocketsphinx-testdata       real recorded English speech with reference transcripts
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root to run: $*  (no sudo found); run it as root and try again"
+        exit 1
+    fi
+}
+
+apt_packages=(pkg-config libasound2-dev espeak-ng sox pocketsphinx-testdata)
+
+install_apt() {
+    local missing=()
+    for p in "${apt_packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        log "system packages present: ${apt_packages[*]}"
+        return
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "missing packages ${missing[*]} and no apt-get: install their equivalents by hand"
+        exit 1
+    fi
+    log "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+check_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        log "cargo not found: install Rust (https://rustup.rs) and run this again"
+        exit 1
+    fi
+}
+
+check_rust
+install_apt

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+scripts/setup-model.sh tiny.en
 cargo build --workspace --release --locked
 
 cat >&2 <<'MSG'

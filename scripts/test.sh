@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+# The worker's tests run the real tiny.en model on ONNX Runtime against the reference.
+scripts/setup-model.sh tiny.en
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

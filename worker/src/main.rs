@@ -1,10 +1,125 @@
-//! v2m-worker: the Whisper transcription worker. Not built yet: inference and streaming
-//! arrive with the issue "v2m-worker: Whisper on ONNX Runtime, streaming, with real weights".
+//! v2m-worker: transcribes files offline (`transcribe`); following v2m-rt's ring comes next.
 
-fn main() {
-    eprintln!(
-        "v2m-worker {}: the transcription worker is not built yet; nothing to run.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use v2m_worker::WorkerError;
+use v2m_worker::model::files::{ModelFiles, Variant};
+use v2m_worker::offline::transcribe_recording;
+use v2m_worker::runtime::{self, EpChoice};
+use v2m_worker::stream::segment::SegmentPolicy;
+use v2m_worker::transcriber::Transcriber;
+
+#[derive(Parser)]
+#[command(
+    name = "v2m-worker",
+    version,
+    about = "v2m's Whisper transcription worker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// Model name under $XDG_DATA_HOME/v2m/models, or a model directory.
+    #[arg(long, default_value = "tiny.en")]
+    model: String,
+    /// Weight precision: int8 or fp32.
+    #[arg(long, default_value = "int8")]
+    variant: String,
+    /// Inference threads (0: ONNX Runtime's default).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Execution provider: auto (CUDA when built with it and usable, else CPU), cpu, cuda.
+    #[arg(long, default_value = "auto")]
+    ep: String,
+    /// libonnxruntime.so to load (default: ORT_DYLIB_PATH, else the one setup-model.sh installs).
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
+    /// Language for multilingual models (ignored by English-only ones).
+    #[arg(long)]
+    language: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Transcribe 16 kHz WAV files of any length and print one line per file.
+    Transcribe {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print JSON lines with segments and timings instead of text.
+        #[arg(long)]
+        json: bool,
+        /// VAD aggressiveness, 0 (keeps most) to 3 (drops most non-speech).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
+        vad: u8,
+        /// WAV files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn load(args: &ModelArgs) -> Result<Transcriber, WorkerError> {
+    let variant = Variant::parse(&args.variant)?;
+    let ep = EpChoice::parse(&args.ep)?;
+    let files = ModelFiles::locate(&args.model, variant)?;
+    let rt = runtime::init(&runtime::resolve_library(args.ort_lib.as_deref()))?;
+    let t = Transcriber::load(rt, files, args.threads, ep, args.language.as_deref())?;
+    let d = t.execution_provider();
+    log::info!("model {} on {} ({})", t.files().label(), d.name, d.reason);
+    Ok(t)
+}
+
+fn run(cli: Cli) -> Result<(), WorkerError> {
+    match cli.command {
+        Command::Transcribe {
+            model,
+            json,
+            vad,
+            files,
+        } => {
+            let mut t = load(&model)?;
+            for path in files {
+                let audio = v2m_worker::audio::read_wav(&path)?;
+                let r = transcribe_recording(&mut t, &audio, vad, SegmentPolicy::default())?;
+                if json {
+                    let line = serde_json::json!({
+                        "file": path,
+                        "text": r.text,
+                        "tokens": r.tokens,
+                        "segments": r.segments.iter().map(|(s, pass)| serde_json::json!({
+                            "start_s": s.start as f32 * 0.02,
+                            "end_s": s.end as f32 * 0.02,
+                            "speech": s.has_speech,
+                            "text": pass.as_ref().map(|p| p.text.as_str()),
+                            "no_speech_prob": pass.as_ref().map(|p| p.decoded.no_speech_prob),
+                            "avg_logprob": pass.as_ref().map(|p| p.decoded.avg_logprob),
+                        })).collect::<Vec<_>>(),
+                        "audio_s": audio.len() as f32 / 16_000.0,
+                        "mel_ms": r.timings.mel_ms,
+                        "encoder_ms": r.timings.encoder_ms,
+                        "decoder_ms": r.timings.decoder_ms,
+                        "execution_provider": t.execution_provider().name,
+                    });
+                    println!("{line}");
+                } else {
+                    println!("{}", r.text);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("v2m-worker: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

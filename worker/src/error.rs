@@ -1,0 +1,81 @@
+//! Everything the worker can fail at, each with what to do about it.
+
+use std::path::{Path, PathBuf};
+
+/// A worker error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The ONNX Runtime library is missing.
+    #[error(
+        "ONNX Runtime library not found at {0}: run scripts/setup-model.sh, or point --ort-lib \
+         (or ORT_DYLIB_PATH) at a libonnxruntime.so"
+    )]
+    RuntimeMissing(PathBuf),
+    /// The ONNX Runtime library could not be loaded or initialised.
+    #[error("ONNX Runtime ({path}): {reason}")]
+    Runtime {
+        /// The library.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A model directory or file is missing.
+    #[error("model not found: {path} is missing: run scripts/setup-model.sh {name}")]
+    ModelMissing {
+        /// The missing file or directory.
+        path: PathBuf,
+        /// The model's name, for the set-up command.
+        name: String,
+    },
+    /// A model file is there but wrong.
+    #[error("bad model file {path}: {reason}")]
+    BadModel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Inference failed.
+    #[error("inference: {0}")]
+    Inference(String),
+    /// An execution provider was asked for and cannot be had.
+    #[error("execution provider: {0}")]
+    ExecutionProvider(String),
+    /// An audio file that cannot be transcribed.
+    #[error("{path}: {reason}")]
+    BadAudio {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Bad command-line or configuration value.
+    #[error("{0}")]
+    Usage(String),
+    /// The control socket or the ring failed.
+    #[error("v2m-rt connection: {0}")]
+    Connection(String),
+}
+
+impl WorkerError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> WorkerError {
+        WorkerError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl From<ort::Error> for WorkerError {
+    fn from(e: ort::Error) -> WorkerError {
+        WorkerError::Inference(e.to_string())
+    }
+}

@@ -1,0 +1,3 @@
+//! Audio features the model consumes.
+
+pub mod mel;

@@ -1,0 +1,111 @@
+//! The encoder and decoder sessions: tensors in, tensors out, no decoding policy.
+
+use super::files::{ModelFiles, ModelInfo};
+use crate::error::WorkerError;
+use crate::features::mel::N_FRAMES;
+use crate::runtime::{self, EpChoice, EpDecision, Runtime};
+use ort::session::Session;
+use ort::value::{DynValue, Tensor};
+
+/// Cross-attention keys and values from one encoder pass, kept as ONNX Runtime values so each
+/// decoder step passes them without copying.
+pub struct CrossKv {
+    k: DynValue,
+    v: DynValue,
+}
+
+/// Self-attention cache between decoder steps.
+pub struct SelfKv {
+    k: DynValue,
+    v: DynValue,
+}
+
+/// Loaded encoder + decoder.
+pub struct WhisperSessions {
+    encoder: Session,
+    decoder: Session,
+    info: ModelInfo,
+    ep: EpDecision,
+}
+
+impl WhisperSessions {
+    /// Loads both ONNX files of `files` on the chosen execution provider.
+    pub fn load(
+        rt: &Runtime,
+        files: &ModelFiles,
+        threads: usize,
+        ep: EpChoice,
+    ) -> Result<Self, WorkerError> {
+        let load = |path: std::path::PathBuf| -> Result<(Session, EpDecision), WorkerError> {
+            let (mut builder, decision) = runtime::session_builder(rt, threads, ep)?;
+            let session = builder
+                .commit_from_file(&path)
+                .map_err(|e| WorkerError::BadModel {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            Ok((session, decision))
+        };
+        let (encoder, ep) = load(files.encoder())?;
+        let (decoder, _) = load(files.decoder())?;
+        Ok(WhisperSessions {
+            encoder,
+            decoder,
+            info: files.info.clone(),
+            ep,
+        })
+    }
+
+    /// Where the sessions run, and why.
+    pub fn execution_provider(&self) -> &EpDecision {
+        &self.ep
+    }
+
+    /// Runs the encoder on a `[n_mels][3000]` log-mel.
+    pub fn encode(&mut self, mel: Vec<f32>) -> Result<CrossKv, WorkerError> {
+        let shape = [1usize, self.info.n_mels, N_FRAMES];
+        let input = Tensor::from_array((shape, mel))?;
+        let mut out = self.encoder.run(ort::inputs!["mel" => input])?;
+        let take = |out: &mut ort::session::SessionOutputs, name: &str| {
+            out.remove(name)
+                .ok_or_else(|| WorkerError::Inference(format!("encoder has no output {name}")))
+        };
+        Ok(CrossKv {
+            k: take(&mut out, "cross_k")?,
+            v: take(&mut out, "cross_v")?,
+        })
+    }
+
+    /// An empty self-attention cache (`P = 0`).
+    pub fn empty_cache(&self) -> Result<SelfKv, WorkerError> {
+        let shape = [self.info.n_text_layer, 1, 0, self.info.d_model];
+        Ok(SelfKv {
+            k: Tensor::from_array((shape, Vec::<f32>::new()))?.into_dyn(),
+            v: Tensor::from_array((shape, Vec::<f32>::new()))?.into_dyn(),
+        })
+    }
+
+    /// One decoder call: `tokens` are the new tokens; returns their logits (`[n][n_vocab]`,
+    /// row-major) and replaces `cache` with the grown one.
+    pub fn decode(
+        &mut self,
+        tokens: &[i64],
+        cache: &mut SelfKv,
+        cross: &CrossKv,
+    ) -> Result<Vec<f32>, WorkerError> {
+        let tokens = Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?;
+        let mut out = self.decoder.run(ort::inputs![
+            "tokens" => tokens,
+            "self_k" => &cache.k,
+            "self_v" => &cache.v,
+            "cross_k" => &cross.k,
+            "cross_v" => &cross.v,
+        ])?;
+        let (_, logits) = out["logits"].try_extract_tensor::<f32>()?;
+        let logits = logits.to_vec();
+        let missing = || WorkerError::Inference("decoder output missing".into());
+        cache.k = out.remove("new_self_k").ok_or_else(missing)?;
+        cache.v = out.remove("new_self_v").ok_or_else(missing)?;
+        Ok(logits)
+    }
+}

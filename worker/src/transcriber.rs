@@ -1,0 +1,154 @@
+//! One pass of Whisper over up to 30 s of audio: mel, encoder, greedy decoding, text.
+
+use crate::decode::greedy::{Decoded, GreedyDecoder, StepModel};
+use crate::decode::repetition::collapse_repeats;
+use crate::error::WorkerError;
+use crate::features::mel::MelSpectrogram;
+use crate::model::files::ModelFiles;
+use crate::model::session::{CrossKv, SelfKv, WhisperSessions};
+use crate::runtime::{EpChoice, EpDecision, Runtime};
+use crate::tokenizer::Tokenizer;
+use std::time::Instant;
+
+/// A window is silence if its no-speech probability is at least this...
+pub const NO_SPEECH_CERTAIN: f32 = 0.8;
+/// ...or at least this with a mean log-probability below [`LOGPROB_THRESHOLD`].
+///
+/// Stricter than Whisper's 0.6 (with −1.0): on pocketsphinx-testdata real speech stays at or
+/// below 0.19 with a mean log-probability at or above −0.82, while tiny.en's "you" on silence,
+/// low noise and 440 Hz / 1 kHz tones scored 0.49–0.90, and below −1.4 where under 0.8. Both
+/// margins must be crossed. For dictation, dropping a mumble beats typing a word nobody said.
+pub const NO_SPEECH_THRESHOLD: f32 = 0.3;
+/// See [`NO_SPEECH_THRESHOLD`]; Whisper's default.
+pub const LOGPROB_THRESHOLD: f32 = -1.0;
+
+/// Whether a decode is judged silence (see [`NO_SPEECH_THRESHOLD`]).
+pub fn is_silence(decoded: &Decoded) -> bool {
+    decoded.no_speech_prob >= NO_SPEECH_CERTAIN
+        || (decoded.no_speech_prob >= NO_SPEECH_THRESHOLD
+            && decoded.avg_logprob < LOGPROB_THRESHOLD)
+}
+
+/// How long each part of a pass took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PassTimings {
+    /// Log-mel.
+    pub mel_ms: f32,
+    /// Encoder.
+    pub encoder_ms: f32,
+    /// All decoder calls.
+    pub decoder_ms: f32,
+    /// First decoder call (the prompt).
+    pub decoder_first_ms: f32,
+}
+
+/// The result of one pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// The text, trimmed, with repetition loops collapsed; empty for silence.
+    pub text: String,
+    /// The raw decode.
+    pub decoded: Decoded,
+    /// Whether the no-speech rule judged the window silent.
+    pub silent: bool,
+    /// Timings.
+    pub timings: PassTimings,
+}
+
+/// Mel + sessions + tokenizer + decoding policy for one model.
+pub struct Transcriber {
+    mel: MelSpectrogram,
+    sessions: WhisperSessions,
+    tokenizer: Tokenizer,
+    decoder: GreedyDecoder,
+    files: ModelFiles,
+}
+
+struct Step<'a> {
+    sessions: &'a mut WhisperSessions,
+    cache: SelfKv,
+    cross: &'a CrossKv,
+    ms: Vec<f32>,
+}
+
+impl StepModel for Step<'_> {
+    fn step(&mut self, tokens: &[i64]) -> Result<Vec<f32>, WorkerError> {
+        let t = Instant::now();
+        let logits = self.sessions.decode(tokens, &mut self.cache, self.cross)?;
+        self.ms.push(t.elapsed().as_secs_f32() * 1e3);
+        Ok(logits)
+    }
+}
+
+impl Transcriber {
+    /// Loads `files` into ONNX Runtime `rt` ([`crate::runtime::init`]).
+    pub fn load(
+        rt: &Runtime,
+        files: ModelFiles,
+        threads: usize,
+        ep: EpChoice,
+        language: Option<&str>,
+    ) -> Result<Transcriber, WorkerError> {
+        let tokenizer = Tokenizer::from_file(&files.tokenizer())?;
+        let decoder = GreedyDecoder::new(&files, &tokenizer, language)?;
+        let sessions = WhisperSessions::load(rt, &files, threads, ep)?;
+        Ok(Transcriber {
+            mel: MelSpectrogram::new(files.info.n_mels),
+            sessions,
+            tokenizer,
+            decoder,
+            files,
+        })
+    }
+
+    /// The model's files.
+    pub fn files(&self) -> &ModelFiles {
+        &self.files
+    }
+
+    /// Where inference runs, and why.
+    pub fn execution_provider(&self) -> &EpDecision {
+        self.sessions.execution_provider()
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Transcribes up to 30 s of 16 kHz mono audio (longer input is cut at 30 s).
+    pub fn transcribe(&mut self, audio: &[f32]) -> Result<Transcript, WorkerError> {
+        let t = Instant::now();
+        let mel = self.mel.compute(audio);
+        let mel_ms = t.elapsed().as_secs_f32() * 1e3;
+        let t = Instant::now();
+        let cross = self.sessions.encode(mel)?;
+        let encoder_ms = t.elapsed().as_secs_f32() * 1e3;
+        let cache = self.sessions.empty_cache()?;
+        let mut step = Step {
+            sessions: &mut self.sessions,
+            cache,
+            cross: &cross,
+            ms: Vec::new(),
+        };
+        let decoded = self.decoder.decode(&mut step)?;
+        let timings = PassTimings {
+            mel_ms,
+            encoder_ms,
+            decoder_ms: step.ms.iter().sum(),
+            decoder_first_ms: step.ms.first().copied().unwrap_or(0.0),
+        };
+        let silent = is_silence(&decoded);
+        let text = if silent {
+            String::new()
+        } else {
+            collapse_repeats(self.tokenizer.decode(&decoded.tokens).trim())
+        };
+        Ok(Transcript {
+            text,
+            decoded,
+            silent,
+            timings,
+        })
+    }
+}

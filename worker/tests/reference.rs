@@ -1,0 +1,225 @@
+//! The Rust worker against the reference transcriber, on real recorded speech, with the real
+//! tiny.en int8 weights on ONNX Runtime.
+
+mod support;
+
+use std::process::Command;
+use v2m_worker::audio::read_wav;
+use v2m_worker::eval::corpus_wer;
+use v2m_worker::features::mel::{MelSpectrogram, N_FRAMES};
+use v2m_worker::offline::transcribe_recording;
+use v2m_worker::stream::segment::SegmentPolicy;
+
+#[test]
+fn mel_matches_the_reference_within_1e4() {
+    let corpus = support::corpus();
+    let dir = support::scratch();
+    // Speech, a clip longer than 30 s (cut), and near-silence.
+    let long: Vec<f32> = corpus
+        .iter()
+        .flat_map(|(p, _)| read_wav(p).unwrap())
+        .collect();
+    assert!(long.len() > 30 * 16_000);
+    let long_path = dir.join("long.wav");
+    support::write_wav(&long_path, &long);
+    let quiet_path = dir.join("quiet.wav");
+    support::write_wav(&quiet_path, &[0.0; 16_000]);
+    let mel = MelSpectrogram::new(80);
+    for path in [
+        &corpus[0].0,
+        &corpus[7].0,
+        &corpus[10].0,
+        &long_path,
+        &quiet_path,
+    ] {
+        let out = dir.join("mel.f32");
+        let status = Command::new(support::python())
+            .arg(support::reference_script())
+            .arg("mel")
+            .arg(path)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let reference: Vec<f32> = std::fs::read(&out)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(reference.len(), 80 * N_FRAMES);
+        // The reference reads the 16-bit WAV the same way read_wav does.
+        let ours = mel.compute(&read_wav(path).unwrap());
+        let max_diff = ours
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max_diff <= 1e-4,
+            "{}: mel differs from the reference by {max_diff}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn transcripts_are_token_identical_to_the_reference_and_wer_is_within_10_percent() {
+    let corpus = support::corpus();
+    let files: Vec<_> = corpus.iter().map(|(p, _)| p.clone()).collect();
+    let reference = support::reference_tokens(&files);
+    let mut t = support::transcriber();
+    let mut pairs = Vec::new();
+    for ((path, truth), r) in corpus.iter().zip(&reference) {
+        let ours = t.transcribe(&read_wav(path).unwrap()).unwrap();
+        let ref_tokens: Vec<u32> = r["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(
+            ours.decoded.tokens,
+            ref_tokens,
+            "{}: ours {:?} vs reference {:?}",
+            path.display(),
+            ours.text,
+            r["text"]
+        );
+        assert_eq!(ours.text, r["text"].as_str().unwrap().trim());
+        pairs.push((truth.clone(), ours.text));
+    }
+    let wer = corpus_wer(pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+    eprintln!(
+        "tiny.en int8 WER over {} recordings: {:.1}%",
+        pairs.len(),
+        wer * 100.0
+    );
+    for (truth, ours) in &pairs {
+        eprintln!("  {truth:?} -> {ours:?}");
+    }
+    assert!(wer <= 0.10, "WER {:.1}% above 10%", wer * 100.0);
+}
+
+#[test]
+fn silence_noise_and_a_tone_give_empty_text() {
+    let mut t = support::transcriber();
+    let sr = 16_000usize;
+    let silence = vec![0f32; 3 * sr];
+    // Low white noise (deterministic LCG), about -50 dBFS.
+    let mut state = 12345u32;
+    let noise: Vec<f32> = (0..3 * sr)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        })
+        .map(|x| x * 0.005)
+        .collect();
+    let tone: Vec<f32> = (0..2 * sr)
+        .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / sr as f32).sin())
+        .collect();
+    for (name, audio) in [
+        ("silence", silence),
+        ("low noise", noise),
+        ("2 s tone", tone),
+    ] {
+        // One pass over the whole window, without VAD: the no-speech rule alone.
+        let r = t.transcribe(&audio).unwrap();
+        assert_eq!(
+            r.text, "",
+            "{name}: got {:?} (no_speech_prob {:.2}, avg_logprob {:.2})",
+            r.text, r.decoded.no_speech_prob, r.decoded.avg_logprob
+        );
+        assert!(r.silent);
+        // The file path: VAD and segmenting first.
+        let long = transcribe_recording(&mut t, &audio, 3, SegmentPolicy::default()).unwrap();
+        assert_eq!(long.text, "", "{name} through the file path");
+    }
+}
+
+#[test]
+fn sixty_seconds_of_speech_come_back_whole() {
+    let corpus = support::corpus();
+    // Every recording, then the five long ones again, each followed by 0.8 s of silence.
+    let order: Vec<usize> = (0..corpus.len()).chain(0..5).collect();
+    let mut audio = Vec::new();
+    let mut truth = Vec::new();
+    for &i in &order {
+        audio.extend(read_wav(&corpus[i].0).unwrap());
+        audio.extend(std::iter::repeat_n(0f32, 12_800));
+        truth.push(corpus[i].1.as_str());
+    }
+    let seconds = audio.len() as f32 / 16_000.0;
+    assert!(seconds >= 60.0, "only {seconds} s");
+    let mut t = support::transcriber();
+    let r = transcribe_recording(&mut t, &audio, 3, SegmentPolicy::default()).unwrap();
+    let truth = truth.join(" ");
+    let wer = corpus_wer([(truth.as_str(), r.text.as_str())]);
+    let speech_segments = r.segments.iter().filter(|(s, _)| s.has_speech).count();
+    eprintln!(
+        "{seconds:.1} s in {} segments ({speech_segments} with speech), WER {:.1}%\n{}",
+        r.segments.len(),
+        wer * 100.0,
+        r.text
+    );
+    assert!(r.segments.iter().all(|(s, _)| s.end - s.start <= 1400));
+    assert!(
+        speech_segments >= 2,
+        "a minute of speech must be cut into several windows"
+    );
+    assert!(
+        wer <= 0.12,
+        "WER {:.1}% over the joined minute",
+        wer * 100.0
+    );
+    // The end is not lost: the last recording's last words are there.
+    let tail = "made amiable himself";
+    assert!(
+        v2m_worker::eval::normalize(&r.text)
+            .join(" ")
+            .ends_with(tail),
+        "missing the end: {}",
+        r.text
+    );
+}
+
+#[test]
+fn the_binary_reports_missing_models_and_bad_files_clearly() {
+    let bin = env!("CARGO_BIN_EXE_v2m-worker");
+    let out = Command::new(bin)
+        .args(["transcribe", "--model", "no-such-model", "x.wav"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scripts/setup-model.sh no-such-model"),
+        "{err}"
+    );
+
+    let dir = support::scratch();
+    let not_wav = dir.join("not.wav");
+    std::fs::write(&not_wav, b"this is text").unwrap();
+    let out = Command::new(bin)
+        .args(["transcribe".as_ref(), not_wav.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a readable WAV file"), "{err}");
+
+    let out = Command::new(bin)
+        .args(["transcribe", "--ep", "cuda", "x.wav"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    if cfg!(not(feature = "cuda")) {
+        assert!(err.contains("built without the `cuda` feature"), "{err}");
+    }
+
+    let out = Command::new(bin)
+        .args(["transcribe", "--variant", "fp16", "x.wav"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("choose fp32 or int8"));
+}

@@ -1,0 +1,125 @@
+//! What the model-backed tests share: the model, the reference transcriber, the recordings.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use v2m_worker::model::files::{ModelFiles, Variant};
+use v2m_worker::runtime::{self, EpChoice};
+use v2m_worker::transcriber::Transcriber;
+
+/// The real tiny.en int8 model on ONNX Runtime; fails (does not skip) with how to get it.
+pub fn transcriber() -> Transcriber {
+    let files = ModelFiles::locate("tiny.en", Variant::Int8).unwrap_or_else(|e| {
+        panic!("{e}\n(the model-backed tests need it: scripts/setup-model.sh)")
+    });
+    let rt = runtime::init(&runtime::default_library())
+        .unwrap_or_else(|e| panic!("{e}\n(the model-backed tests need it)"));
+    Transcriber::load(rt, files, 2, EpChoice::Cpu, None).expect("load tiny.en")
+}
+
+/// The Python that runs the reference transcriber (installed by scripts/setup-model.sh).
+pub fn python() -> PathBuf {
+    let p = v2m_shm_proto::paths::data_dir().join("venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/setup-model.sh (it installs the reference's Python tools)",
+        p.display()
+    );
+    p
+}
+
+/// scripts/reference_dump.py.
+pub fn reference_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference_dump.py")
+}
+
+/// Runs the reference on `files`; one JSON value per file.
+pub fn reference_tokens(files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let model = v2m_worker::model::files::models_dir().join("tiny.en");
+    let out = Command::new(python())
+        .arg(reference_script())
+        .args([
+            "tokens".as_ref(),
+            model.as_os_str(),
+            "int8".as_ref(),
+            "2".as_ref(),
+        ])
+        .args(files)
+        .output()
+        .expect("run the reference transcriber");
+    assert!(
+        out.status.success(),
+        "reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const DATA: &str = "/usr/share/pocketsphinx/test/data";
+
+/// A scratch directory for this test process.
+pub fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("v2m-worker-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes 16 kHz mono f32 samples as a 16-bit WAV.
+pub fn write_wav(path: &Path, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// The 11 recordings of pocketsphinx-testdata with their transcripts: librivox/ (5),
+/// cards/ (5), goforward (raw, converted to WAV here).
+pub fn corpus() -> Vec<(PathBuf, String)> {
+    let data = Path::new(DATA);
+    assert!(
+        data.join("librivox").is_dir(),
+        "{DATA} missing: run scripts/setup.sh (it installs pocketsphinx-testdata)"
+    );
+    let mut out = Vec::new();
+    let parse = |file: &str| -> Vec<(String, String)> {
+        std::fs::read_to_string(data.join(file))
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let (text, id) = l.rsplit_once('(')?;
+                let text = text.replace("<s>", "").replace("</s>", "");
+                Some((
+                    id.trim_end_matches(')').to_string(),
+                    text.trim().to_string(),
+                ))
+            })
+            .collect()
+    };
+    for (id, text) in parse("librivox/transcription") {
+        out.push((data.join(format!("librivox/{id}.wav")), text));
+    }
+    for (id, text) in parse("cards/cards.transcription") {
+        out.push((data.join(format!("cards/{id}.wav")), text));
+    }
+    let raw = std::fs::read(data.join("goforward.raw")).unwrap();
+    let samples: Vec<f32> = raw
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+        .collect();
+    let wav = scratch().join("goforward.wav");
+    write_wav(&wav, &samples);
+    out.push((wav, "go forward ten meters".to_string()));
+    out
+}

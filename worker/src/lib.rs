@@ -11,6 +11,8 @@ pub mod decode;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod follow;
+pub mod memory;
 pub mod model;
 pub mod offline;
 pub mod runtime;

@@ -4,10 +4,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use v2m_worker::WorkerError;
+use v2m_worker::follow::{FollowEnd, FollowOptions, follow};
 use v2m_worker::model::files::{ModelFiles, Variant};
 use v2m_worker::offline::transcribe_recording;
 use v2m_worker::runtime::{self, EpChoice};
 use v2m_worker::stream::segment::SegmentPolicy;
+use v2m_worker::stream::session::StreamPolicy;
 use v2m_worker::transcriber::Transcriber;
 
 #[derive(Parser)]
@@ -45,6 +47,26 @@ struct ModelArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Connect to v2m-rt, follow the sessions it assigns, send provisional and final text.
+    Run {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// v2m-rt's control socket (default: $XDG_RUNTIME_DIR/v2m/control.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// This worker's name, unique among v2m-rt's workers.
+        #[arg(long, default_value = "worker")]
+        name: String,
+        /// Shortest time between provisional passes, in ms.
+        #[arg(long, default_value_t = 500)]
+        provisional_ms: u64,
+        /// Non-speech that ends a segment (commits it), in ms.
+        #[arg(long, default_value_t = 400)]
+        pause_ms: u64,
+        /// Unload the model while idle when MemAvailable falls below this % of MemTotal.
+        #[arg(long, default_value_t = 10.0)]
+        unload_below_percent: f64,
+    },
     /// Transcribe 16 kHz WAV files of any length and print one line per file.
     Transcribe {
         #[command(flatten)]
@@ -74,6 +96,44 @@ fn load(args: &ModelArgs) -> Result<Transcriber, WorkerError> {
 
 fn run(cli: Cli) -> Result<(), WorkerError> {
     match cli.command {
+        Command::Run {
+            model,
+            socket,
+            name,
+            provisional_ms,
+            pause_ms,
+            unload_below_percent,
+        } => {
+            let socket = match socket {
+                Some(s) => s,
+                None => v2m_shm_proto::paths::control_socket()
+                    .map_err(|e| WorkerError::Connection(e.to_string()))?,
+            };
+            if !(0.0..=100.0).contains(&unload_below_percent) {
+                return Err(WorkerError::Usage(format!(
+                    "--unload-below-percent {unload_below_percent}: must be between 0 and 100"
+                )));
+            }
+            if pause_ms < 20 {
+                return Err(WorkerError::Usage("--pause-ms must be at least 20".into()));
+            }
+            let policy = StreamPolicy {
+                provisional_interval: std::time::Duration::from_millis(provisional_ms),
+                segments: SegmentPolicy {
+                    pause_frames: (pause_ms / 20) as usize,
+                    ..SegmentPolicy::default()
+                },
+            };
+            let opts = FollowOptions {
+                socket,
+                name,
+                policy,
+                unload_below: unload_below_percent / 100.0,
+            };
+            let FollowEnd::Shutdown = follow(opts, || load(&model))?;
+            log::info!("shut down by v2m-rt");
+            Ok(())
+        }
         Command::Transcribe {
             model,
             json,

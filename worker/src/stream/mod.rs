@@ -3,3 +3,4 @@
 
 pub mod agreement;
 pub mod segment;
+pub mod session;

@@ -1,6 +1,8 @@
 //! What the model-backed tests share: the model, the reference transcriber, the recordings.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use v2m_worker::model::files::{ModelFiles, Variant};

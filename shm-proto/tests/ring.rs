@@ -319,3 +319,15 @@ fn a_header_describing_more_than_the_file_is_refused() {
     let err = RingReader::open(fd).err().unwrap();
     assert!(matches!(err, RingError::Truncated { .. }), "{err}");
 }
+
+#[test]
+fn closing_a_session_wakes_a_waiting_reader() {
+    let (mut w, mut control) = ring::create(8).unwrap();
+    publish_n(&mut w, 3);
+    control.open_session(1, 0).unwrap();
+    let r = reader_of(&control);
+    let t = std::thread::spawn(move || r.wait(Duration::from_secs(60)));
+    std::thread::sleep(Duration::from_millis(50));
+    control.close_session(1, 3).unwrap();
+    assert_eq!(t.join().unwrap(), Readiness::SessionChanged);
+}

@@ -46,6 +46,9 @@ pub enum WorkerError {
     /// Inference failed.
     #[error("inference: {0}")]
     Inference(String),
+    /// The pass was cancelled on purpose (its session ended while it ran).
+    #[error("pass cancelled")]
+    Cancelled,
     /// An execution provider was asked for and cannot be had.
     #[error("execution provider: {0}")]
     ExecutionProvider(String),

@@ -3,12 +3,14 @@
 
 use crate::error::WorkerError;
 use crate::memory;
+use crate::model::session::Canceller;
 use crate::stream::session::{SessionStream, StreamPolicy, Update};
 use crate::transcriber::Transcriber;
 use std::collections::VecDeque;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::protocol::{
     self, Assignment, DaemonMessage, FinalText, Hello, PeerMessage, ProvisionalText, Role,
@@ -45,8 +47,36 @@ struct Active {
     stream: SessionStream,
 }
 
+/// The session whose provisional pass is running, and how to cancel it.
+type Watch = Arc<Mutex<Option<(u64, Canceller)>>>;
+
+/// Aborts a provisional pass whose session ends while it runs, so the final pass starts at
+/// once instead of after a pass whose result nobody wants. Holds its own view of the ring and
+/// sleeps on it (woken by frames and by session closes).
+fn spawn_watcher(mut ring: RingReader, watch: Watch) {
+    std::thread::spawn(move || {
+        loop {
+            {
+                let mut w = watch.lock().unwrap_or_else(|p| p.into_inner());
+                // Cancel under the lock: once the follower has cleared `watch`, no late
+                // cancel can reach the next pass.
+                if let Some((id, canceller)) = w.as_ref()
+                    && ring.session(*id).is_none_or(|r| !r.is_open())
+                {
+                    canceller.cancel();
+                    *w = None;
+                }
+            }
+            ring.seek(ring.write_seq());
+            ring.wait(Duration::from_millis(100));
+        }
+    });
+}
+
 /// The worker's side of the connection.
 struct Follower<L> {
+    /// Session whose provisional pass is running, for the watcher.
+    watch: Watch,
     opts: FollowOptions,
     sock: UnixStream,
     reader: RingReader,
@@ -99,7 +129,9 @@ where
         }
     }
     let fd = fd.ok_or_else(|| WorkerError::Connection("no ring attached to the welcome".into()))?;
-    let reader = RingReader::open(fd).map_err(|e| WorkerError::Connection(e.to_string()))?;
+    let ring_err = |e: v2m_shm_proto::ring::RingError| WorkerError::Connection(e.to_string());
+    let watch_reader = RingReader::open(fd.try_clone().map_err(conn)?).map_err(ring_err)?;
+    let reader = RingReader::open(fd).map_err(ring_err)?;
     log::info!(
         "connected to {} as {}; ring of {} frames",
         opts.socket.display(),
@@ -124,7 +156,10 @@ where
         }
     });
 
+    let watch: Watch = Arc::new(Mutex::new(None));
+    spawn_watcher(watch_reader, Arc::clone(&watch));
     let mut f = Follower {
+        watch,
         opts,
         sock,
         reader,
@@ -296,6 +331,7 @@ where
         if let Some(e) = end
             && active.stream.next_seq() >= e
         {
+            model.canceller().reset();
             let (text, timings) = active.stream.finish(model)?;
             let lost = active.stream.lost();
             self.active = None;
@@ -312,10 +348,20 @@ where
             }));
         }
         // Provisional passes only when caught up: while replaying a backlog they would be stale.
-        if self.reader.position() >= self.reader.write_seq()
-            && let Some(u) = active.stream.provisional(model, Instant::now())?
-        {
-            updates.push(u);
+        if self.reader.position() >= self.reader.write_seq() {
+            let canceller = model.canceller();
+            canceller.reset();
+            *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, canceller.clone()));
+            let pass = active.stream.provisional(model, Instant::now());
+            *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            canceller.reset();
+            match pass {
+                Ok(u) => updates.extend(u),
+                Err(WorkerError::Cancelled) => {
+                    log::debug!("provisional pass cancelled: session {id} ended")
+                }
+                Err(e) => return Err(e),
+            }
         }
         for u in updates {
             self.send_provisional(id, u)?;

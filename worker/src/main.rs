@@ -74,6 +74,10 @@ enum Command {
         /// Print JSON lines with segments and timings instead of text.
         #[arg(long)]
         json: bool,
+        /// One pass over each file's first 30 s, no VAD or segmenting: the reference
+        /// transcriber's computation, for comparing with it.
+        #[arg(long)]
+        whole: bool,
         /// VAD aggressiveness, 0 (keeps most) to 3 (drops most non-speech).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
         vad: u8,
@@ -137,12 +141,33 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
         Command::Transcribe {
             model,
             json,
+            whole,
             vad,
             files,
         } => {
             let mut t = load(&model)?;
             for path in files {
                 let audio = v2m_worker::audio::read_wav(&path)?;
+                if whole {
+                    let wall = std::time::Instant::now();
+                    let r = t.transcribe(&audio)?;
+                    let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
+                    let steps = r.decoded.steps.max(1);
+                    let line = serde_json::json!({
+                        "file": path,
+                        "text": r.text,
+                        "tokens": r.decoded.tokens,
+                        "mel_ms": r.timings.mel_ms,
+                        "encoder_ms": r.timings.encoder_ms,
+                        "decoder_ms": r.timings.decoder_ms,
+                        "token_ms": if steps > 1 {
+                            (r.timings.decoder_ms - r.timings.decoder_first_ms) / (steps - 1) as f32
+                        } else { 0.0 },
+                        "total_ms": wall_ms,
+                    });
+                    println!("{}", if json { line.to_string() } else { r.text });
+                    continue;
+                }
                 let r = transcribe_recording(&mut t, &audio, vad, SegmentPolicy::default())?;
                 if json {
                     let line = serde_json::json!({
@@ -167,6 +192,13 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                 } else {
                     println!("{}", r.text);
                 }
+            }
+            if json {
+                use v2m_worker::memory::{peak_rss_mb, rss_mb};
+                println!(
+                    "{}",
+                    serde_json::json!({ "rss_mb": rss_mb(), "peak_rss_mb": peak_rss_mb() })
+                );
             }
             Ok(())
         }

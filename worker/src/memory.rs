@@ -20,6 +20,28 @@ pub fn under_pressure(threshold: f64) -> Option<(bool, f64)> {
     available_fraction().map(|f| (f < threshold, f))
 }
 
+/// This process's peak resident set (VmHWM) in MiB.
+pub fn peak_rss_mb() -> Option<f64> {
+    status_mb("VmHWM:")
+}
+
+/// This process's resident set now (VmRSS) in MiB.
+pub fn rss_mb() -> Option<f64> {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

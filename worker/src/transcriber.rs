@@ -5,7 +5,7 @@ use crate::decode::repetition::collapse_repeats;
 use crate::error::WorkerError;
 use crate::features::mel::MelSpectrogram;
 use crate::model::files::ModelFiles;
-use crate::model::session::{CrossKv, SelfKv, WhisperSessions};
+use crate::model::session::{Canceller, CrossKv, SelfKv, WhisperSessions};
 use crate::runtime::{EpChoice, EpDecision, Runtime};
 use crate::tokenizer::Tokenizer;
 use std::time::Instant;
@@ -109,6 +109,11 @@ impl Transcriber {
     /// Where inference runs, and why.
     pub fn execution_provider(&self) -> &EpDecision {
         self.sessions.execution_provider()
+    }
+
+    /// A handle that aborts this transcriber's pass in flight from another thread.
+    pub fn canceller(&self) -> Canceller {
+        self.sessions.canceller()
     }
 
     /// The tokenizer.

@@ -223,3 +223,22 @@ fn the_binary_reports_missing_models_and_bad_files_clearly() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("choose fp32 or int8"));
 }
+
+#[test]
+fn a_cancelled_pass_fails_and_the_next_one_runs() {
+    let corpus = support::corpus();
+    let audio = read_wav(&corpus[0].0).unwrap();
+    let mut t = support::transcriber();
+    let canceller = t.canceller();
+    let c2 = canceller.clone();
+    let cancel = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        c2.cancel();
+    });
+    let err = t.transcribe(&audio).unwrap_err();
+    cancel.join().unwrap();
+    assert!(matches!(err, v2m_worker::WorkerError::Cancelled), "{err}");
+    canceller.reset();
+    let r = t.transcribe(&audio).unwrap();
+    assert!(r.text.starts_with("And Mr. John Dashwood"), "{}", r.text);
+}

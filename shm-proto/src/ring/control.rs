@@ -4,6 +4,7 @@ use super::error::RingError;
 use super::layout::Geometry;
 use super::mapping::Mapping;
 use super::session::{self, SessionRecord};
+use crate::platform::futex;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -41,9 +42,16 @@ impl RingControl {
         session::open(self.map.header(), id, first_seq)
     }
 
-    /// Records that session `id` ends before frame `end_seq`.
+    /// Records that session `id` ends before frame `end_seq`, and wakes waiting readers so
+    /// the worker finishing it does not wait for the next frame to notice.
     pub fn close_session(&mut self, id: u64, end_seq: u64) -> Result<SessionRecord, RingError> {
-        session::close(self.map.header(), id, end_seq)
+        let rec = session::close(self.map.header(), id, end_seq)?;
+        let wake = self.map.wake();
+        wake.futex.fetch_add(1, Ordering::SeqCst);
+        if wake.waiters.load(Ordering::SeqCst) > 0 {
+            futex::wake_all(&wake.futex);
+        }
+        Ok(rec)
     }
 
     /// Looks up a session.

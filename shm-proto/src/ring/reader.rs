@@ -24,6 +24,8 @@ pub struct ReadInfo {
 pub enum Readiness {
     /// A frame is ready at the cursor (or overwritten frames are waiting to be reported).
     Ready,
+    /// No new frame, but the session table changed (a session was closed).
+    SessionChanged,
     /// Nothing arrived within the timeout. If the writer's process is gone, nothing will.
     TimedOut,
 }
@@ -169,7 +171,8 @@ impl RingReader {
         true
     }
 
-    /// Sleeps until a frame is published at or after the cursor, at most `timeout`.
+    /// Sleeps until a frame is published at or after the cursor, or a session is closed, at
+    /// most `timeout`.
     ///
     /// The timeout matters: if the writer's process died, no wake will ever come.
     pub fn wait(&self, timeout: Duration) -> Readiness {
@@ -200,19 +203,29 @@ impl RingReader {
             match outcome {
                 None if ready => return Readiness::Ready,
                 None => return Readiness::TimedOut,
-                Some(_) => continue,
+                Some(_) => {
+                    // Woken (or the word moved) without a new frame: a session was closed.
+                    let moved = wake.futex.load(Ordering::SeqCst) != word;
+                    if moved && header.write_seq.load(Ordering::SeqCst) <= self.next {
+                        return Readiness::SessionChanged;
+                    }
+                }
             }
         }
     }
 
     /// Reads the next frame, waiting up to `timeout` for it.
     pub fn read_timeout(&mut self, out: &mut Frame, timeout: Duration) -> Option<ReadInfo> {
-        if let Some(info) = self.try_read(out) {
-            return Some(info);
-        }
-        match self.wait(timeout) {
-            Readiness::Ready => self.try_read(out),
-            Readiness::TimedOut => None,
+        let deadline =
+            monotonic_ns().saturating_add(timeout.as_nanos().min(u64::MAX as u128) as u64);
+        loop {
+            if let Some(info) = self.try_read(out) {
+                return Some(info);
+            }
+            let left = deadline.saturating_sub(monotonic_ns());
+            if left == 0 || self.wait(Duration::from_nanos(left)) == Readiness::TimedOut {
+                return self.try_read(out);
+            }
         }
     }
 }

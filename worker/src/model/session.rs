@@ -4,8 +4,10 @@ use super::files::{ModelFiles, ModelInfo};
 use crate::error::WorkerError;
 use crate::features::mel::N_FRAMES;
 use crate::runtime::{self, EpChoice, EpDecision, Runtime};
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::{DynValue, Tensor};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Cross-attention keys and values from one encoder pass, kept as ONNX Runtime values so each
 /// decoder step passes them without copying.
@@ -20,12 +22,47 @@ pub struct SelfKv {
     v: DynValue,
 }
 
+/// Aborts the pass in flight from another thread (ONNX Runtime's terminate flag).
+#[derive(Clone)]
+pub struct Canceller {
+    options: Arc<RunOptions>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Canceller {
+    /// Makes the current and every later run fail with [`WorkerError::Cancelled`] until
+    /// [`reset`](Self::reset).
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if let Err(e) = self.options.terminate() {
+            log::warn!("cannot cancel the running pass: {e}");
+        }
+    }
+
+    /// Lets runs go through again.
+    pub fn reset(&self) {
+        self.cancelled.store(false, Ordering::SeqCst);
+        if let Err(e) = self.options.unterminate() {
+            log::warn!("cannot clear the cancel flag: {e}");
+        }
+    }
+
+    fn check(&self, e: ort::Error) -> WorkerError {
+        if self.cancelled.load(Ordering::SeqCst) {
+            WorkerError::Cancelled
+        } else {
+            e.into()
+        }
+    }
+}
+
 /// Loaded encoder + decoder.
 pub struct WhisperSessions {
     encoder: Session,
     decoder: Session,
     info: ModelInfo,
     ep: EpDecision,
+    canceller: Canceller,
 }
 
 impl WhisperSessions {
@@ -53,7 +90,16 @@ impl WhisperSessions {
             decoder,
             info: files.info.clone(),
             ep,
+            canceller: Canceller {
+                options: Arc::new(RunOptions::new()?),
+                cancelled: Arc::new(AtomicBool::new(false)),
+            },
         })
+    }
+
+    /// A handle that aborts runs of these sessions from another thread.
+    pub fn canceller(&self) -> Canceller {
+        self.canceller.clone()
     }
 
     /// Where the sessions run, and why.
@@ -65,7 +111,11 @@ impl WhisperSessions {
     pub fn encode(&mut self, mel: Vec<f32>) -> Result<CrossKv, WorkerError> {
         let shape = [1usize, self.info.n_mels, N_FRAMES];
         let input = Tensor::from_array((shape, mel))?;
-        let mut out = self.encoder.run(ort::inputs!["mel" => input])?;
+        let c = &self.canceller;
+        let mut out = self
+            .encoder
+            .run_with_options(ort::inputs!["mel" => input], &c.options)
+            .map_err(|e| c.check(e))?;
         let take = |out: &mut ort::session::SessionOutputs, name: &str| {
             out.remove(name)
                 .ok_or_else(|| WorkerError::Inference(format!("encoder has no output {name}")))
@@ -94,13 +144,20 @@ impl WhisperSessions {
         cross: &CrossKv,
     ) -> Result<Vec<f32>, WorkerError> {
         let tokens = Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?;
-        let mut out = self.decoder.run(ort::inputs![
-            "tokens" => tokens,
-            "self_k" => &cache.k,
-            "self_v" => &cache.v,
-            "cross_k" => &cross.k,
-            "cross_v" => &cross.v,
-        ])?;
+        let c = &self.canceller;
+        let mut out = self
+            .decoder
+            .run_with_options(
+                ort::inputs![
+                    "tokens" => tokens,
+                    "self_k" => &cache.k,
+                    "self_v" => &cache.v,
+                    "cross_k" => &cross.k,
+                    "cross_v" => &cross.v,
+                ],
+                &c.options,
+            )
+            .map_err(|e| c.check(e))?;
         let (_, logits) = out["logits"].try_extract_tensor::<f32>()?;
         let logits = logits.to_vec();
         let missing = || WorkerError::Inference("decoder output missing".into());

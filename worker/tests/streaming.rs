@@ -148,3 +148,44 @@ fn a_worker_killed_mid_session_is_replaced_and_the_text_is_whole() {
     conn2.shutdown();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn under_memory_pressure_the_model_is_unloaded_and_reloaded_for_the_next_session() {
+    let corpus = support::corpus();
+    let audio = read_wav(&corpus[10].0).unwrap(); // goforward
+    let flags = speech_flags(&audio, 3);
+    let mut daemon = TestDaemon::new("pressure");
+    // Any machine is "under pressure" below 100% available memory.
+    let mut child = daemon.spawn_worker_with("w", &["--unload-below-percent", "100"]);
+    let mut conn = daemon.accept();
+    let health = |conn: &support::daemon::WorkerConn| loop {
+        match conn.messages.recv_timeout(Duration::from_secs(60)) {
+            Ok((_, WorkerMessage::Health(h))) => return h,
+            Ok(_) => continue,
+            Err(e) => panic!("no health report: {e}"),
+        }
+    };
+    assert!(health(&conn).model_loaded, "loaded and warm at start");
+    let unloaded = health(&conn);
+    assert!(!unloaded.model_loaded, "{unloaded:?}");
+    assert!(unloaded.note.contains("MemAvailable"), "{}", unloaded.note);
+    daemon.control.open_session(3, 0).unwrap();
+    conn.assign(3);
+    let mut writer = daemon.writer.take().unwrap();
+    publish_paced(&mut writer, &audio, &flags, 3, |_| {});
+    daemon.control.close_session(3, writer.next_seq()).unwrap();
+    let messages = conn.until_final(Duration::from_secs(120));
+    assert!(
+        messages
+            .iter()
+            .any(|(_, m)| matches!(m, WorkerMessage::Health(h) if h.model_loaded)),
+        "the model was reloaded for the session"
+    );
+    let WorkerMessage::Final(f) = &messages.last().unwrap().1 else {
+        unreachable!()
+    };
+    assert_eq!(f.text, offline_text(&audio));
+    assert!(f.text.contains("forward"), "{}", f.text);
+    conn.shutdown();
+    assert!(child.wait().unwrap().success());
+}

@@ -45,6 +45,11 @@ impl TestDaemon {
 
     /// Starts `v2m-worker run` against this daemon.
     pub fn spawn_worker(&self, name: &str) -> Child {
+        self.spawn_worker_with(name, &[])
+    }
+
+    /// Starts `v2m-worker run` with extra arguments.
+    pub fn spawn_worker_with(&self, name: &str, extra: &[&str]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_v2m-worker"))
             .args([
                 "run",
@@ -57,6 +62,7 @@ impl TestDaemon {
                 "--socket",
             ])
             .arg(&self.socket)
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn v2m-worker")

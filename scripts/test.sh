@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-# The worker's tests run the real tiny.en model on ONNX Runtime against the reference.
-scripts/setup-model.sh tiny.en
+# The worker's tests run the real models (tiny.en, base) on ONNX Runtime against the reference.
+scripts/setup-model.sh tiny.en base
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -156,6 +156,7 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                     let line = serde_json::json!({
                         "file": path,
                         "text": r.text,
+                        "language": r.language,
                         "tokens": r.decoded.tokens,
                         "mel_ms": r.timings.mel_ms,
                         "encoder_ms": r.timings.encoder_ms,
@@ -179,6 +180,7 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                             "end_s": s.end as f32 * 0.02,
                             "speech": s.has_speech,
                             "text": pass.as_ref().map(|p| p.text.as_str()),
+                            "language": pass.as_ref().and_then(|p| p.language.as_deref()),
                             "no_speech_prob": pass.as_ref().map(|p| p.decoded.no_speech_prob),
                             "avg_logprob": pass.as_ref().map(|p| p.decoded.avg_logprob),
                         })).collect::<Vec<_>>(),

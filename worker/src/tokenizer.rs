@@ -95,6 +95,14 @@ impl Tokenizer {
         self.special.get(content).copied()
     }
 
+    /// The language code of a language token (`<|de|>` → `de`).
+    pub fn language_code(&self, id: u32) -> Option<&str> {
+        self.special
+            .iter()
+            .find(|&(_, &v)| v == id)
+            .and_then(|(k, _)| k.strip_prefix("<|")?.strip_suffix("|>"))
+    }
+
     /// Text of `ids`, skipping special tokens (as `tokenizers`' `decode` does by default).
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut bytes = Vec::new();

@@ -51,6 +51,8 @@ pub struct Transcript {
     pub decoded: Decoded,
     /// Whether the no-speech rule judged the window silent.
     pub silent: bool,
+    /// Language code detected (`--language auto`), e.g. `en`.
+    pub language: Option<String>,
     /// Timings.
     pub timings: PassTimings,
 }
@@ -149,10 +151,15 @@ impl Transcriber {
         } else {
             collapse_repeats(self.tokenizer.decode(&decoded.tokens).trim())
         };
+        let language = decoded
+            .detected_language
+            .and_then(|id| self.tokenizer.language_code(id))
+            .map(str::to_owned);
         Ok(Transcript {
             text,
             decoded,
             silent,
+            language,
             timings,
         })
     }

@@ -18,6 +18,8 @@ pub trait StepModel {
 pub struct Decoded {
     /// Tokens emitted, without prompt or end-of-text.
     pub tokens: Vec<u32>,
+    /// The language token detected (`--language auto` on a multilingual model).
+    pub detected_language: Option<u32>,
     /// Probability of the no-speech token at the start-of-transcript position.
     pub no_speech_prob: f32,
     /// Mean log-probability of the emitted tokens (and end-of-text).
@@ -26,10 +28,24 @@ pub struct Decoded {
     pub steps: u32,
 }
 
+/// How the prompt is formed.
+#[derive(Debug, Clone)]
+enum Prompt {
+    /// Known in advance: start-of-transcript[, language, transcribe], no-timestamps.
+    Fixed(Vec<i64>),
+    /// Start-of-transcript alone first; the most likely language token among `languages`
+    /// then continues the prompt with `rest` (transcribe, no-timestamps), on the same cache.
+    Detect {
+        sot: i64,
+        languages: Vec<usize>,
+        rest: Vec<i64>,
+    },
+}
+
 /// Greedy decoding policy for one model.
 #[derive(Debug, Clone)]
 pub struct GreedyDecoder {
-    prompt: Vec<i64>,
+    prompt: Prompt,
     eot: usize,
     no_speech: Option<usize>,
     suppress: Vec<bool>,
@@ -57,15 +73,50 @@ impl GreedyDecoder {
                 })
         };
         let eot = special("<|endoftext|>")?;
-        let mut prompt = vec![special("<|startoftranscript|>")?];
-        if files.info.multilingual {
-            let lang = language.unwrap_or("en");
-            prompt.push(special(&format!("<|{lang}|>")).map_err(|_| {
-                WorkerError::Usage(format!("language '{lang}' is not one this model knows"))
-            })?);
-            prompt.push(special("<|transcribe|>")?);
-        }
-        prompt.push(special("<|notimestamps|>")?);
+        let sot = special("<|startoftranscript|>")? as i64;
+        let notimestamps = special("<|notimestamps|>")? as i64;
+        let prompt = match (files.info.multilingual, language.unwrap_or("en")) {
+            (false, "en" | "auto") => Prompt::Fixed(vec![sot, notimestamps]),
+            (false, other) => {
+                return Err(WorkerError::Usage(format!(
+                    "{} is English-only: language '{other}' needs a multilingual model (--model base)",
+                    files.name
+                )));
+            }
+            (true, "auto") => {
+                let languages = files
+                    .config
+                    .lang_ids
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|&i| (0..files.info.n_vocab as i64).contains(&i))
+                    .map(|i| i as usize)
+                    .collect::<Vec<_>>();
+                if languages.is_empty() {
+                    return Err(WorkerError::BadModel {
+                        path: files.dir.join("config.json"),
+                        reason: "no lang_ids: cannot detect the language".into(),
+                    });
+                }
+                Prompt::Detect {
+                    sot,
+                    languages,
+                    rest: vec![special("<|transcribe|>")? as i64, notimestamps],
+                }
+            }
+            (true, lang) => {
+                let lang_token = special(&format!("<|{lang}|>")).map_err(|_| {
+                    WorkerError::Usage(format!("language '{lang}' is not one this model knows"))
+                })?;
+                Prompt::Fixed(vec![
+                    sot,
+                    lang_token as i64,
+                    special("<|transcribe|>")? as i64,
+                    notimestamps,
+                ])
+            }
+        };
         let no_speech = special("<|nospeech|>")
             .or_else(|_| special("<|nocaptions|>"))
             .ok();
@@ -89,7 +140,7 @@ impl GreedyDecoder {
             .map(|i| i as usize)
             .collect();
         Ok(GreedyDecoder {
-            prompt: prompt.into_iter().map(|t| t as i64).collect(),
+            prompt,
             eot,
             no_speech,
             suppress,
@@ -98,18 +149,19 @@ impl GreedyDecoder {
         })
     }
 
-    /// The prompt tokens.
-    pub fn prompt(&self) -> &[i64] {
-        &self.prompt
-    }
-
     /// Decodes greedily until end-of-text or the token limit.
     pub fn decode(&self, model: &mut dyn StepModel) -> Result<Decoded, WorkerError> {
         let v = self.suppress.len();
         let mut tokens = Vec::new();
-        let mut input = self.prompt.clone();
+        let (mut input, mut detecting) = match &self.prompt {
+            Prompt::Fixed(p) => (p.clone(), false),
+            Prompt::Detect { sot, .. } => (vec![*sot], true),
+        };
+        let mut detected_language = None;
         let (mut no_speech_prob, mut logprob_sum, mut steps) = (0f32, 0f64, 0u32);
-        for step in 0..self.max_tokens {
+        let mut generated = 0;
+        let mut step = 0;
+        while generated < self.max_tokens {
             let logits = model.step(&input)?;
             steps += 1;
             let rows = input.len();
@@ -125,13 +177,34 @@ impl GreedyDecoder {
                 // The start-of-transcript position is the prompt's first token.
                 no_speech_prob = softmax_at(&logits[..v], ns);
             }
+            step += 1;
             let mut last = logits[(rows - 1) * v..].to_vec();
+            if detecting {
+                let Prompt::Detect {
+                    languages, rest, ..
+                } = &self.prompt
+                else {
+                    unreachable!("detecting implies a detect prompt")
+                };
+                let lang = *languages
+                    .iter()
+                    .max_by(|&&a, &&b| last[a].total_cmp(&last[b]).then(b.cmp(&a)))
+                    .expect("languages is not empty");
+                detected_language = Some(lang as u32);
+                input = std::iter::once(lang as i64)
+                    .chain(rest.iter().copied())
+                    .collect();
+                detecting = false;
+                continue;
+            }
+            let first = generated == 0;
+            generated += 1;
             for (l, &s) in last.iter_mut().zip(&self.suppress) {
                 if s {
                     *l = f32::NEG_INFINITY;
                 }
             }
-            if step == 0 {
+            if first {
                 for &i in &self.suppress_begin {
                     last[i] = f32::NEG_INFINITY;
                 }
@@ -147,6 +220,7 @@ impl GreedyDecoder {
         let n = (tokens.len() + 1) as f64;
         Ok(Decoded {
             tokens,
+            detected_language,
             no_speech_prob,
             avg_logprob: (logprob_sum / n) as f32,
             steps,
@@ -210,7 +284,7 @@ mod tests {
             *s = true;
         }
         GreedyDecoder {
-            prompt: vec![eot as i64 + 1, eot as i64 + 2],
+            prompt: Prompt::Fixed(vec![eot as i64 + 1, eot as i64 + 2]),
             eot,
             no_speech: Some(eot + 3),
             suppress,
@@ -247,6 +321,44 @@ mod tests {
         let d = policy(vocab, eot).decode(&mut m).unwrap();
         assert_eq!(d.tokens.len(), 5);
         assert_eq!(d.steps, 5);
+    }
+
+    #[test]
+    fn language_detection_continues_the_prompt_on_the_same_cache() {
+        let (vocab, eot) = (300, 250);
+        // Step 0 (start-of-transcript alone): language 262 beats 261; the script's 5 is not a
+        // language and must not be picked. Then the prompt goes on with it.
+        struct Lang(Vec<Vec<i64>>);
+        impl StepModel for Lang {
+            fn step(&mut self, tokens: &[i64]) -> Result<Vec<f32>, WorkerError> {
+                let step = self.0.len();
+                self.0.push(tokens.to_vec());
+                let mut l = vec![0f32; tokens.len() * 300];
+                let row = (tokens.len() - 1) * 300;
+                match step {
+                    0 => {
+                        l[row + 5] = 50.0;
+                        l[row + 261] = 5.0;
+                        l[row + 262] = 9.0;
+                    }
+                    1 => l[row + 42] = 9.0,
+                    _ => l[row + 250] = 9.0,
+                }
+                Ok(l)
+            }
+        }
+        let mut p = policy(vocab, eot);
+        p.prompt = Prompt::Detect {
+            sot: 251,
+            languages: vec![261, 262],
+            rest: vec![270, 271],
+        };
+        let mut m = Lang(vec![]);
+        let d = p.decode(&mut m).unwrap();
+        assert_eq!(d.detected_language, Some(262));
+        assert_eq!(m.0[0], vec![251]);
+        assert_eq!(m.0[1], vec![262, 270, 271]);
+        assert_eq!(d.tokens, vec![42]);
     }
 
     #[test]

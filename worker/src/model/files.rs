@@ -68,6 +68,9 @@ pub struct DecodeConfig {
     /// Tokens not emitted as the first token.
     #[serde(default)]
     pub suppress_ids_begin: Option<Vec<i64>>,
+    /// Language tokens (multilingual models).
+    #[serde(default)]
+    pub lang_ids: Option<Vec<i64>>,
 }
 
 /// A model directory, checked.

@@ -11,12 +11,16 @@ use v2m_worker::transcriber::Transcriber;
 
 /// The real tiny.en int8 model on ONNX Runtime; fails (does not skip) with how to get it.
 pub fn transcriber() -> Transcriber {
-    let files = ModelFiles::locate("tiny.en", Variant::Int8).unwrap_or_else(|e| {
-        panic!("{e}\n(the model-backed tests need it: scripts/setup-model.sh)")
-    });
+    transcriber_for("tiny.en", None)
+}
+
+/// A real model (int8) on ONNX Runtime, in `language`; fails with how to get it.
+pub fn transcriber_for(model: &str, language: Option<&str>) -> Transcriber {
+    let files = ModelFiles::locate(model, Variant::Int8)
+        .unwrap_or_else(|e| panic!("{e}\n(the model-backed tests need it)"));
     let rt = runtime::init(&runtime::default_library())
         .unwrap_or_else(|e| panic!("{e}\n(the model-backed tests need it)"));
-    Transcriber::load(rt, files, 2, EpChoice::Cpu, None).expect("load tiny.en")
+    Transcriber::load(rt, files, 2, EpChoice::Cpu, language).expect("load the model")
 }
 
 /// The Python that runs the reference transcriber (installed by scripts/setup-model.sh).
@@ -35,9 +39,14 @@ pub fn reference_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference_dump.py")
 }
 
-/// Runs the reference on `files`; one JSON value per file.
+/// Runs the reference (tiny.en int8) on `files`; one JSON value per file.
 pub fn reference_tokens(files: &[PathBuf]) -> Vec<serde_json::Value> {
-    let model = v2m_worker::model::files::models_dir().join("tiny.en");
+    reference_tokens_for("tiny.en", files)
+}
+
+/// Runs the reference with `model` (int8) on `files`.
+pub fn reference_tokens_for(model: &str, files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let model = v2m_worker::model::files::models_dir().join(model);
     let out = Command::new(python())
         .arg(reference_script())
         .args([

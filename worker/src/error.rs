@@ -60,9 +60,17 @@ pub enum WorkerError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Bad command-line or configuration value.
+    /// Bad command-line value.
     #[error("{0}")]
     Usage(String),
+    /// Bad configuration file.
+    #[error("config {path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// The control socket or the ring failed.
     #[error("v2m-rt connection: {0}")]
     Connection(String),

@@ -7,6 +7,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 pub mod audio;
+pub mod config;
 pub mod decode;
 pub mod error;
 pub mod eval;

@@ -1,9 +1,12 @@
-//! v2m-worker: transcribes files offline (`transcribe`); following v2m-rt's ring comes next.
+//! v2m-worker: follows v2m-rt's sessions (`run`) or transcribes files (`transcribe`).
+//! Settings: flag, else the `[worker]` table of the config file, else the default.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use v2m_worker::WorkerError;
+use v2m_worker::config::{self, WorkerConfig};
 use v2m_worker::follow::{FollowEnd, FollowOptions, follow};
 use v2m_worker::model::files::{ModelFiles, Variant};
 use v2m_worker::offline::transcribe_recording;
@@ -19,28 +22,32 @@ use v2m_worker::transcriber::Transcriber;
     about = "v2m's Whisper transcription worker"
 )]
 struct Cli {
+    /// Config file (default: $XDG_CONFIG_HOME/v2m/config.toml; its [worker] table).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// Model name under $XDG_DATA_HOME/v2m/models, or a model directory.
-    #[arg(long, default_value = "tiny.en")]
-    model: String,
-    /// Weight precision: int8 or fp32.
-    #[arg(long, default_value = "int8")]
-    variant: String,
-    /// Inference threads (0: ONNX Runtime's default).
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Execution provider: auto (CUDA when built with it and usable, else CPU), cpu, cuda.
-    #[arg(long, default_value = "auto")]
-    ep: String,
-    /// libonnxruntime.so to load (default: ORT_DYLIB_PATH, else the one setup-model.sh installs).
+    /// Model name under $XDG_DATA_HOME/v2m/models, or a model directory [default: tiny.en].
+    #[arg(long)]
+    model: Option<String>,
+    /// Weight precision: int8 or fp32 [default: int8].
+    #[arg(long)]
+    variant: Option<String>,
+    /// Inference threads, 0 for ONNX Runtime's choice [default: 2].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Execution provider: auto (CUDA when built with it and usable, else CPU), cpu, cuda
+    /// [default: auto].
+    #[arg(long)]
+    ep: Option<String>,
+    /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, else the one setup-model.sh installs].
     #[arg(long)]
     ort_lib: Option<PathBuf>,
-    /// Language for multilingual models (ignored by English-only ones).
+    /// Language of multilingual models, or auto to detect it [default: en].
     #[arg(long)]
     language: Option<String>,
 }
@@ -51,21 +58,22 @@ enum Command {
     Run {
         #[command(flatten)]
         model: ModelArgs,
-        /// v2m-rt's control socket (default: $XDG_RUNTIME_DIR/v2m/control.sock).
+        /// v2m-rt's control socket [default: $XDG_RUNTIME_DIR/v2m/control.sock].
         #[arg(long)]
         socket: Option<PathBuf>,
-        /// This worker's name, unique among v2m-rt's workers.
-        #[arg(long, default_value = "worker")]
-        name: String,
-        /// Shortest time between provisional passes, in ms.
-        #[arg(long, default_value_t = 500)]
-        provisional_ms: u64,
-        /// Non-speech that ends a segment (commits it), in ms.
-        #[arg(long, default_value_t = 400)]
-        pause_ms: u64,
-        /// Unload the model while idle when MemAvailable falls below this % of MemTotal.
-        #[arg(long, default_value_t = 10.0)]
-        unload_below_percent: f64,
+        /// This worker's name, unique among v2m-rt's workers [default: worker].
+        #[arg(long)]
+        name: Option<String>,
+        /// Shortest time between provisional passes, in ms [default: 500].
+        #[arg(long)]
+        provisional_ms: Option<u64>,
+        /// Non-speech that ends a segment (commits it), in ms [default: 400].
+        #[arg(long)]
+        pause_ms: Option<u64>,
+        /// Unload the model while idle when MemAvailable falls below this % of MemTotal
+        /// [default: 10].
+        #[arg(long)]
+        unload_below_percent: Option<f64>,
     },
     /// Transcribe 16 kHz WAV files of any length and print one line per file.
     Transcribe {
@@ -78,27 +86,46 @@ enum Command {
         /// transcriber's computation, for comparing with it.
         #[arg(long)]
         whole: bool,
-        /// VAD aggressiveness, 0 (keeps most) to 3 (drops most non-speech).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
-        vad: u8,
+        /// VAD aggressiveness, 0 (keeps most) to 3 (drops most non-speech) [default: 3].
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
+        vad: Option<u8>,
         /// WAV files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
 }
 
-fn load(args: &ModelArgs) -> Result<Transcriber, WorkerError> {
-    let variant = Variant::parse(&args.variant)?;
-    let ep = EpChoice::parse(&args.ep)?;
-    let files = ModelFiles::locate(&args.model, variant)?;
-    let rt = runtime::init(&runtime::resolve_library(args.ort_lib.as_deref()))?;
-    let t = Transcriber::load(rt, files, args.threads, ep, args.language.as_deref())?;
+fn load(args: &ModelArgs, cfg: &WorkerConfig) -> Result<Transcriber, WorkerError> {
+    let pick = |flag: &Option<String>, file: &Option<String>, default: &str| {
+        flag.clone()
+            .or_else(|| file.clone())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let variant = Variant::parse(&pick(&args.variant, &cfg.variant, "int8"))?;
+    let ep = EpChoice::parse(&pick(&args.ep, &cfg.ep, "auto"))?;
+    let files = ModelFiles::locate(&pick(&args.model, &cfg.model, "tiny.en"), variant)?;
+    let library = runtime::resolve_library(args.ort_lib.as_deref().or(cfg.ort_library.as_deref()));
+    let rt = runtime::init(&library)?;
+    let threads = args.threads.or(cfg.threads).unwrap_or(2);
+    let language = args.language.clone().or_else(|| cfg.language.clone());
+    let t = Transcriber::load(rt, files, threads, ep, language.as_deref())?;
     let d = t.execution_provider();
-    log::info!("model {} on {} ({})", t.files().label(), d.name, d.reason);
+    log::info!(
+        "model {} on {} ({}), {} threads, ONNX Runtime from {}",
+        t.files().label(),
+        d.name,
+        d.reason,
+        threads,
+        library.display()
+    );
     Ok(t)
 }
 
 fn run(cli: Cli) -> Result<(), WorkerError> {
+    let cfg = match &cli.config {
+        Some(path) => config::load(path, true)?,
+        None => config::load(&v2m_shm_proto::paths::config_file(), false)?,
+    };
     match cli.command {
         Command::Run {
             model,
@@ -108,21 +135,27 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
             pause_ms,
             unload_below_percent,
         } => {
-            let socket = match socket {
+            let socket = match socket.or_else(|| cfg.socket.clone()) {
                 Some(s) => s,
                 None => v2m_shm_proto::paths::control_socket()
                     .map_err(|e| WorkerError::Connection(e.to_string()))?,
             };
-            if !(0.0..=100.0).contains(&unload_below_percent) {
+            let unload = unload_below_percent
+                .or(cfg.unload_below_percent)
+                .unwrap_or(10.0);
+            if !(0.0..=100.0).contains(&unload) {
                 return Err(WorkerError::Usage(format!(
-                    "--unload-below-percent {unload_below_percent}: must be between 0 and 100"
+                    "unload_below_percent {unload}: must be between 0 and 100"
                 )));
             }
+            let pause_ms = pause_ms.or(cfg.pause_ms).unwrap_or(400);
             if pause_ms < 20 {
-                return Err(WorkerError::Usage("--pause-ms must be at least 20".into()));
+                return Err(WorkerError::Usage("pause_ms must be at least 20".into()));
             }
             let policy = StreamPolicy {
-                provisional_interval: std::time::Duration::from_millis(provisional_ms),
+                provisional_interval: Duration::from_millis(
+                    provisional_ms.or(cfg.provisional_ms).unwrap_or(500),
+                ),
                 segments: SegmentPolicy {
                     pause_frames: (pause_ms / 20) as usize,
                     ..SegmentPolicy::default()
@@ -130,11 +163,13 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
             };
             let opts = FollowOptions {
                 socket,
-                name,
+                name: name
+                    .or_else(|| cfg.name.clone())
+                    .unwrap_or_else(|| "worker".into()),
                 policy,
-                unload_below: unload_below_percent / 100.0,
+                unload_below: unload / 100.0,
             };
-            let FollowEnd::Shutdown = follow(opts, || load(&model))?;
+            let FollowEnd::Shutdown = follow(opts, || load(&model, &cfg))?;
             log::info!("shut down by v2m-rt");
             Ok(())
         }
@@ -145,7 +180,8 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
             vad,
             files,
         } => {
-            let mut t = load(&model)?;
+            let vad = vad.or(cfg.vad).unwrap_or(3);
+            let mut t = load(&model, &cfg)?;
             for path in files {
                 let audio = v2m_worker::audio::read_wav(&path)?;
                 if whole {

@@ -222,6 +222,60 @@ fn the_binary_reports_missing_models_and_bad_files_clearly() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("choose fp32 or int8"));
+
+    // The config file: unknown keys are named; the library path comes from it; flags win.
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[worker]
+thread = 3
+",
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["transcribe", "x.wav"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `thread`"), "{err}");
+    std::fs::write(
+        &cfg,
+        "[worker]
+ort_library = \"/nonexistent/libonnxruntime.so\"\n",
+    )
+    .unwrap();
+    let wav = &support::corpus()[10].0;
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("transcribe")
+        .arg(wav)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("/nonexistent/libonnxruntime.so") && err.contains("setup-model.sh"),
+        "{err}"
+    );
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("transcribe")
+        .arg("--ort-lib")
+        .arg(v2m_worker::runtime::default_library())
+        .arg(wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("forward"));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use v2m_worker::offline::transcribe_recording;
 use v2m_worker::runtime::{self, EpChoice};
 use v2m_worker::stream::segment::SegmentPolicy;
 use v2m_worker::stream::session::StreamPolicy;
-use v2m_worker::transcriber::Transcriber;
+use v2m_worker::transcriber::{Transcriber, no_speech_score};
 
 #[derive(Parser)]
 #[command(
@@ -219,6 +219,7 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                             "language": pass.as_ref().and_then(|p| p.language.as_deref()),
                             "no_speech_prob": pass.as_ref().map(|p| p.decoded.no_speech_prob),
                             "avg_logprob": pass.as_ref().map(|p| p.decoded.avg_logprob),
+                            "no_speech_score": pass.as_ref().map(|p| no_speech_score(&p.decoded)),
                         })).collect::<Vec<_>>(),
                         "audio_s": audio.len() as f32 / 16_000.0,
                         "mel_ms": r.timings.mel_ms,

@@ -14,11 +14,17 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo clippy -p v2m-worker --features cuda (the CUDA path must build without a GPU)"
+cargo clippy -p v2m-worker --features cuda --all-targets --locked --target-dir target/cuda -- -D warnings
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
     # nextest does not run doc tests.
     cargo test --workspace --locked --doc
+    # With the cuda feature on a machine without CUDA: the fallback must be said, not hidden.
+    cargo nextest run -p v2m-worker --features cuda --locked --target-dir target/cuda \
+        --test reference -E 'test(execution_provider)'
 else
     cargo test --workspace --locked --no-fail-fast
 fi

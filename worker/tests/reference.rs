@@ -296,3 +296,48 @@ fn a_cancelled_pass_fails_and_the_next_one_runs() {
     let r = t.transcribe(&audio).unwrap();
     assert!(r.text.starts_with("And Mr. John Dashwood"), "{}", r.text);
 }
+
+/// The execution provider is chosen as asked, said in one log line, and a CUDA that cannot be
+/// had is an error for `--ep cuda`, never a silent CPU run. (This machine has no GPU and the
+/// CPU build of ONNX Runtime: with the `cuda` feature, CUDA is reported unavailable.)
+#[test]
+fn execution_provider_choice_is_logged_and_cuda_failure_is_not_swallowed() {
+    let bin = env!("CARGO_BIN_EXE_v2m-worker");
+    let wav = &support::corpus()[10].0;
+    let run = |ep: &str| {
+        Command::new(bin)
+            .args(["transcribe", "--ep", ep])
+            .arg(wav)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    };
+    let auto = run("auto");
+    assert!(auto.status.success());
+    let log = String::from_utf8_lossy(&auto.stderr);
+    let why = if cfg!(feature = "cuda") {
+        "on cpu (the loaded ONNX Runtime has no CUDA provider)"
+    } else {
+        "on cpu (built without the cuda feature)"
+    };
+    assert_eq!(
+        log.matches(" on cpu (").count(),
+        1,
+        "one line says which: {log}"
+    );
+    assert!(log.contains(why), "{log}");
+    let cpu = run("cpu");
+    assert!(String::from_utf8_lossy(&cpu.stderr).contains("on cpu (asked for)"));
+    let cuda = run("cuda");
+    assert!(
+        !cuda.status.success(),
+        "--ep cuda must not fall back silently"
+    );
+    let err = String::from_utf8_lossy(&cuda.stderr);
+    let expected = if cfg!(feature = "cuda") {
+        "no CUDA provider"
+    } else {
+        "built without the `cuda` feature"
+    };
+    assert!(err.contains(expected), "{err}");
+}

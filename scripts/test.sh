@@ -19,12 +19,13 @@ cargo clippy -p v2m-worker --features cuda --all-targets --locked --target-dir t
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast
-    # nextest does not run doc tests.
-    cargo test --workspace --locked --doc
     # With the cuda feature on a machine without CUDA: the fallback must be said, not hidden.
     cargo nextest run -p v2m-worker --features cuda --locked --target-dir target/cuda \
         --test reference -E 'test(execution_provider)'
+    # nextest does not run doc tests.
+    cargo test --workspace --locked --doc
+    # Everything, last, so the closing summary counts every test.
+    cargo nextest run --workspace --locked --no-fail-fast
 else
     cargo test --workspace --locked --no-fail-fast
 fi

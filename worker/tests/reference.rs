@@ -341,3 +341,22 @@ fn execution_provider_choice_is_logged_and_cuda_failure_is_not_swallowed() {
     };
     assert!(err.contains(expected), "{err}");
 }
+
+#[test]
+fn fp32_weights_are_token_identical_to_the_reference_too() {
+    let corpus = support::corpus();
+    let files: Vec<_> = corpus.iter().map(|(p, _)| p.clone()).collect();
+    let reference = support::reference_tokens_variant("tiny.en", "fp32", &files);
+    let mut t =
+        support::transcriber_variant("tiny.en", v2m_worker::model::files::Variant::Fp32, None);
+    for (path, r) in files.iter().zip(&reference) {
+        let ours = t.transcribe(&read_wav(path).unwrap()).unwrap();
+        let ref_tokens: Vec<u32> = r["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(ours.decoded.tokens, ref_tokens, "{}", path.display());
+    }
+}

@@ -16,7 +16,12 @@ pub fn transcriber() -> Transcriber {
 
 /// A real model (int8) on ONNX Runtime, in `language`; fails with how to get it.
 pub fn transcriber_for(model: &str, language: Option<&str>) -> Transcriber {
-    let files = ModelFiles::locate(model, Variant::Int8)
+    transcriber_variant(model, Variant::Int8, language)
+}
+
+/// A real model of either precision.
+pub fn transcriber_variant(model: &str, variant: Variant, language: Option<&str>) -> Transcriber {
+    let files = ModelFiles::locate(model, variant)
         .unwrap_or_else(|e| panic!("{e}\n(the model-backed tests need it)"));
     let rt = runtime::init(&runtime::default_library())
         .unwrap_or_else(|e| panic!("{e}\n(the model-backed tests need it)"));
@@ -46,13 +51,22 @@ pub fn reference_tokens(files: &[PathBuf]) -> Vec<serde_json::Value> {
 
 /// Runs the reference with `model` (int8) on `files`.
 pub fn reference_tokens_for(model: &str, files: &[PathBuf]) -> Vec<serde_json::Value> {
+    reference_tokens_variant(model, "int8", files)
+}
+
+/// Runs the reference with `model` in `variant` (`int8` or `fp32`) on `files`.
+pub fn reference_tokens_variant(
+    model: &str,
+    variant: &str,
+    files: &[PathBuf],
+) -> Vec<serde_json::Value> {
     let model = v2m_worker::model::files::models_dir().join(model);
     let out = Command::new(python())
         .arg(reference_script())
         .args([
             "tokens".as_ref(),
             model.as_os_str(),
-            "int8".as_ref(),
+            variant.as_ref(),
             "2".as_ref(),
         ])
         .args(files)

@@ -6,15 +6,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use v2m_worker::audio::read_wav;
 
-fn tokens(v: &serde_json::Value) -> Vec<u32> {
-    v["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect()
-}
-
 #[test]
 fn base_is_token_identical_to_the_reference_and_auto_detects_english() {
     let corpus = support::corpus();
@@ -25,7 +16,12 @@ fn base_is_token_identical_to_the_reference_and_auto_detects_english() {
     for (path, r) in files.iter().zip(&reference) {
         let audio = read_wav(path).unwrap();
         let fixed = en.transcribe(&audio).unwrap();
-        assert_eq!(fixed.decoded.tokens, tokens(r), "{}", path.display());
+        assert_eq!(
+            fixed.decoded.tokens,
+            support::tokens_of(r),
+            "{}",
+            path.display()
+        );
         assert_eq!(
             fixed.language, None,
             "nothing detected with a fixed language"

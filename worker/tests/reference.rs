@@ -71,12 +71,7 @@ fn transcripts_are_token_identical_to_the_reference_and_wer_is_within_10_percent
     let mut pairs = Vec::new();
     for ((path, truth), r) in corpus.iter().zip(&reference) {
         let ours = t.transcribe(&read_wav(path).unwrap()).unwrap();
-        let ref_tokens: Vec<u32> = r["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let ref_tokens = support::tokens_of(r);
         assert_eq!(
             ours.decoded.tokens,
             ref_tokens,
@@ -351,12 +346,7 @@ fn fp32_weights_are_token_identical_to_the_reference_too() {
         support::transcriber_variant("tiny.en", v2m_worker::model::files::Variant::Fp32, None);
     for (path, r) in files.iter().zip(&reference) {
         let ours = t.transcribe(&read_wav(path).unwrap()).unwrap();
-        let ref_tokens: Vec<u32> = r["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let ref_tokens = support::tokens_of(r);
         assert_eq!(ours.decoded.tokens, ref_tokens, "{}", path.display());
     }
 }

@@ -44,6 +44,16 @@ pub fn reference_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference_dump.py")
 }
 
+/// The token ids of one reference result.
+pub fn tokens_of(v: &serde_json::Value) -> Vec<u32> {
+    v["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t.as_u64().expect("token id") as u32)
+        .collect()
+}
+
 /// Runs the reference (tiny.en int8) on `files`; one JSON value per file.
 pub fn reference_tokens(files: &[PathBuf]) -> Vec<serde_json::Value> {
     reference_tokens_for("tiny.en", files)

@@ -1,0 +1,192 @@
+//! Interleaved device samples in, published ring frames out.
+
+use super::resample::MonoResampler;
+use v2m_shm_proto::ring::{FRAME_NS, FRAME_SAMPLES, FrameFlags, FrameMeta, RingWriter};
+use webrtc_vad::{SampleRate, Vad, VadMode};
+
+/// Why the DSP chain cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DspError {
+    /// A sample rate of 0.
+    #[error("unsupported input sample rate {0} Hz")]
+    BadRate(u32),
+    /// No channels.
+    #[error("the input has no channels")]
+    NoChannels,
+    /// The resampler could not be built.
+    #[error("resampler: {0}")]
+    Resampler(String),
+    /// VAD aggressiveness out of range.
+    #[error("VAD mode {0} is not 0 to 3")]
+    BadVadMode(u8),
+}
+
+/// Counters of the chain, for status and measurement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DspStats {
+    /// Input frames (one sample per channel) consumed.
+    pub input_frames: u64,
+    /// 16 kHz samples produced (published ones plus the partial frame being filled).
+    pub output_samples: u64,
+    /// Frames published.
+    pub frames: u64,
+    /// Frames published with the discontinuity flag.
+    pub discontinuities: u64,
+}
+
+/// Largest block of input frames downmixed at once; longer input is taken in pieces.
+pub const MAX_BLOCK_FRAMES: usize = 8192;
+
+/// Cuts 16 kHz audio into frames, runs the VAD, publishes.
+struct Framer {
+    frame: [f32; FRAME_SAMPLES],
+    filled: usize,
+    pcm: [i16; FRAME_SAMPLES],
+    vad: Vad,
+    writer: RingWriter,
+    /// Capture time (ns) of the next frame's first sample.
+    next_ns: u64,
+    session_id: u64,
+    discontinuity: bool,
+    stats: DspStats,
+}
+
+impl Framer {
+    fn take(&mut self, mut out: &[f32]) {
+        self.stats.output_samples += out.len() as u64;
+        while !out.is_empty() {
+            let n = (FRAME_SAMPLES - self.filled).min(out.len());
+            self.frame[self.filled..self.filled + n].copy_from_slice(&out[..n]);
+            self.filled += n;
+            out = &out[n..];
+            if self.filled == FRAME_SAMPLES {
+                self.publish();
+                self.filled = 0;
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        for (d, &s) in self.pcm.iter_mut().zip(&self.frame) {
+            *d = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
+        }
+        let mut flags = if self.vad.is_voice_segment(&self.pcm).unwrap_or(false) {
+            FrameFlags::SPEECH
+        } else {
+            FrameFlags::empty()
+        };
+        if self.discontinuity {
+            flags = flags | FrameFlags::DISCONTINUITY;
+            self.discontinuity = false;
+            self.stats.discontinuities += 1;
+        }
+        let meta = FrameMeta {
+            capture_ns: self.next_ns,
+            session_id: self.session_id,
+            flags,
+        };
+        self.writer.publish(&self.frame, meta);
+        self.next_ns += FRAME_NS;
+        self.stats.frames += 1;
+    }
+}
+
+/// The DSP chain of v2m-rt's DSP thread. Build it on that thread (the VAD is not `Send`).
+pub struct Dsp {
+    channels: usize,
+    mono: Vec<f32>,
+    resampler: MonoResampler,
+    framer: Framer,
+    anchored: bool,
+}
+
+impl Dsp {
+    /// A chain for `channels`-channel input at `rate` Hz publishing into `writer`, with WebRTC
+    /// VAD of aggressiveness `vad_mode` (0..=3).
+    pub fn new(
+        rate: u32,
+        channels: u16,
+        vad_mode: u8,
+        writer: RingWriter,
+    ) -> Result<Dsp, DspError> {
+        if channels == 0 {
+            return Err(DspError::NoChannels);
+        }
+        let mode = match vad_mode {
+            0 => VadMode::Quality,
+            1 => VadMode::LowBitrate,
+            2 => VadMode::Aggressive,
+            3 => VadMode::VeryAggressive,
+            m => return Err(DspError::BadVadMode(m)),
+        };
+        Ok(Dsp {
+            channels: channels as usize,
+            mono: Vec::with_capacity(MAX_BLOCK_FRAMES),
+            resampler: MonoResampler::new(rate)?,
+            framer: Framer {
+                frame: [0.0; FRAME_SAMPLES],
+                filled: 0,
+                pcm: [0; FRAME_SAMPLES],
+                vad: Vad::new_with_rate_and_mode(SampleRate::Rate16kHz, mode),
+                writer,
+                next_ns: 0,
+                session_id: 0,
+                discontinuity: false,
+                stats: DspStats::default(),
+            },
+            anchored: false,
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> DspStats {
+        self.framer.stats
+    }
+
+    /// The ring writer (for its sequence number).
+    pub fn writer(&self) -> &RingWriter {
+        &self.framer.writer
+    }
+
+    /// Output samples of delay the resampler adds.
+    pub fn resampler_delay(&self) -> usize {
+        self.resampler.delay()
+    }
+
+    /// The session id stamped on frames from now on (0: none).
+    pub fn set_session(&mut self, id: u64) {
+        self.framer.session_id = id;
+    }
+
+    /// Marks a gap in the input (dropped samples, device reopened): the next frame carries the
+    /// discontinuity flag, and capture times re-anchor on the next block.
+    pub fn mark_discontinuity(&mut self) {
+        self.framer.discontinuity = true;
+        self.anchored = false;
+    }
+
+    /// Processes interleaved samples whose first frame was captured at `capture_ns`
+    /// (CLOCK_MONOTONIC), publishing every completed 20 ms frame. No allocation, no lock.
+    pub fn process(&mut self, interleaved: &[f32], capture_ns: u64) {
+        if !self.anchored {
+            // The next frame starts with output standing for this block's first input frame,
+            // less what the resampler holds back and what the partial frame already has.
+            let held = (self.resampler.delay() + self.framer.filled) as u64;
+            self.framer.next_ns = capture_ns.saturating_sub(held * 62_500);
+            self.anchored = true;
+        }
+        let usable = interleaved.len() - interleaved.len() % self.channels;
+        let inv = 1.0 / self.channels as f32;
+        for block in interleaved[..usable].chunks(MAX_BLOCK_FRAMES * self.channels) {
+            self.mono.clear();
+            self.mono.extend(
+                block
+                    .chunks_exact(self.channels)
+                    .map(|f| f.iter().sum::<f32>() * inv),
+            );
+            self.framer.stats.input_frames += self.mono.len() as u64;
+            let framer = &mut self.framer;
+            self.resampler.push(&self.mono, &mut |out| framer.take(out));
+        }
+    }
+}

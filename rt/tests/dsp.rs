@@ -1,0 +1,232 @@
+//! The DSP chain on real recorded speech and over a long synthetic stream.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use v2m_rt::dsp::Dsp;
+use v2m_shm_proto::ring::{self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
+
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: delegates every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+const SPEECH: &str =
+    "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
+
+fn read_wav(path: &Path) -> (Vec<f32>, u32, u16) {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/setup.sh installs the test data)",
+            path.display()
+        )
+    });
+    let spec = r.spec();
+    let samples = r
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect();
+    (samples, spec.sample_rate, spec.channels)
+}
+
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("v2m-rt-dsp-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The 16 kHz speech with `pad_s` of silence on each side, as a WAV, and its samples.
+fn padded_speech(pad_s: f32) -> (PathBuf, Vec<f32>) {
+    let (speech, rate, _) = read_wav(Path::new(SPEECH));
+    assert_eq!(rate, 16_000);
+    let pad = vec![0f32; (pad_s * 16_000.0) as usize];
+    let samples: Vec<f32> = pad.iter().chain(&speech).chain(&pad).copied().collect();
+    let path = scratch().join(format!("padded-{pad_s}.wav"));
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for s in &samples {
+        w.write_sample((s * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+    (path, samples)
+}
+
+/// `src` converted by sox (an independent resampler) to `rate` Hz, `channels` channels.
+fn sox(src: &Path, rate: u32, channels: u16) -> PathBuf {
+    let out = scratch().join(format!("{rate}-{channels}.wav"));
+    let status = Command::new("sox")
+        .arg(src)
+        .args([
+            "-r",
+            &rate.to_string(),
+            "-c",
+            &channels.to_string(),
+            "-b",
+            "16",
+        ])
+        .arg(&out)
+        .status()
+        .expect("sox missing: run scripts/setup.sh");
+    assert!(status.success());
+    out
+}
+
+/// Runs `input` through the chain in 10 ms blocks; returns the published frames.
+fn run(input: &[f32], rate: u32, channels: u16) -> (Vec<Frame>, Dsp) {
+    let (writer, control) = ring::create(ring::DEFAULT_CAPACITY).unwrap();
+    let mut reader = RingReader::open(control.fd().try_clone_to_owned().unwrap()).unwrap();
+    reader.seek(0);
+    let mut dsp = Dsp::new(rate, channels, 3, writer).unwrap();
+    let block = (rate / 100) as usize * channels as usize;
+    let start_ns = 5_000_000_000u64;
+    for (i, chunk) in input.chunks(block).enumerate() {
+        dsp.process(chunk, start_ns + i as u64 * 10_000_000);
+    }
+    let mut frames = Vec::new();
+    let mut f = Frame::default();
+    while let Some(info) = reader.try_read(&mut f) {
+        assert_eq!(info.lost, 0);
+        frames.push(f.clone());
+    }
+    (frames, dsp)
+}
+
+fn correlation_at(a: &[f32], b: &[f32], lag: usize) -> f64 {
+    let n = a.len().min(b.len().saturating_sub(lag));
+    let (x, y) = (&a[..n], &b[lag..lag + n]);
+    let dot: f64 = x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum();
+    let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum();
+    let ny: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum();
+    dot / (nx.sqrt() * ny.sqrt())
+}
+
+#[test]
+fn speech_resampled_from_48k_and_44k1_stereo_matches_the_original() {
+    let (src, original) = padded_speech(1.0);
+    for rate in [48_000, 44_100] {
+        let (input, r, ch) = read_wav(&sox(&src, rate, 2));
+        assert_eq!((r, ch), (rate, 2));
+        let (frames, dsp) = run(&input, rate, 2);
+        let out: Vec<f32> = frames.iter().flat_map(|f| f.samples).collect();
+        // Frames add up to the input's duration within one frame (plus the resampler's delay).
+        let expected = input.len() / 2 * 16_000 / rate as usize;
+        let produced = dsp.stats().output_samples as usize;
+        assert!(
+            produced.abs_diff(expected) <= FRAME_SAMPLES + dsp.resampler_delay(),
+            "{rate}: {produced} samples for {expected}"
+        );
+        assert_eq!(frames.len(), produced / FRAME_SAMPLES);
+        // The same audio as the original, delayed by the resampler: correlation > 0.99.
+        let (lag, best) = (0..=dsp.resampler_delay() + 64)
+            .map(|lag| (lag, correlation_at(&original, &out, lag)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        eprintln!(
+            "{rate} Hz: correlation {best:.4} at lag {lag} (delay {})",
+            dsp.resampler_delay()
+        );
+        assert!(best > 0.99, "{rate}: correlation {best} at lag {lag}");
+        // Capture times step by exactly one frame.
+        assert!(
+            frames
+                .windows(2)
+                .all(|w| w[1].meta.capture_ns - w[0].meta.capture_ns == FRAME_NS)
+        );
+    }
+}
+
+#[test]
+fn vad_marks_the_speech_and_not_the_silence_around_it() {
+    let (src, _) = padded_speech(1.5);
+    let (input, rate, ch) = read_wav(&sox(&src, 48_000, 2));
+    let (frames, _) = run(&input, rate, ch);
+    let speech = |fs: &[Frame]| {
+        fs.iter()
+            .filter(|f| f.meta.flags.contains(FrameFlags::SPEECH))
+            .count() as f64
+            / fs.len() as f64
+    };
+    let n = frames.len();
+    let lead = speech(&frames[5..70]); // inside the first 1.5 s
+    let tail = speech(&frames[n - 70..n - 5]); // inside the last 1.5 s
+    let middle = speech(&frames[85..n - 85]);
+    eprintln!("speech fraction: lead {lead:.2} middle {middle:.2} tail {tail:.2}");
+    assert!(lead <= 0.05 && tail <= 0.05, "silence flagged as speech");
+    assert!(middle >= 0.6, "speech not flagged: {middle}");
+}
+
+#[test]
+fn the_chain_allocates_nothing_after_warm_up() {
+    // The counter itself must see allocations, or the zero below proves nothing.
+    let before = allocs();
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(
+        std::hint::black_box(8),
+    )));
+    assert_eq!(allocs() - before, 1);
+    // 48k and 44.1k stereo (FFT resampler), 16k mono (pass-through), 37.8 kHz (sinc).
+    for (rate, channels) in [(48_000u32, 2u16), (44_100, 2), (16_000, 1), (37_800, 1)] {
+        let (writer, _control) = ring::create(ring::DEFAULT_CAPACITY).unwrap();
+        let mut dsp = Dsp::new(rate, channels, 3, writer).unwrap();
+        let block_frames = (rate / 100) as usize;
+        let block: Vec<f32> = (0..block_frames * channels as usize)
+            .map(|i| (i as f32 * 0.05).sin() * 0.3)
+            .collect();
+        for i in 0..100 {
+            dsp.process(&block, i * 10_000_000);
+        }
+        let before = allocs();
+        for i in 100..6_100 {
+            dsp.process(&block, i * 10_000_000);
+        }
+        let during = allocs() - before;
+        assert_eq!(
+            during, 0,
+            "{rate} Hz x{channels}: {during} allocations in a minute"
+        );
+        assert!(dsp.stats().frames > 2_900, "{:?}", dsp.stats());
+    }
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let (w, _c) = ring::create(8).unwrap();
+    assert!(Dsp::new(0, 2, 3, w).is_err());
+    let (w, _c) = ring::create(8).unwrap();
+    assert!(Dsp::new(48_000, 0, 3, w).is_err());
+    let (w, _c) = ring::create(8).unwrap();
+    let e = Dsp::new(48_000, 2, 9, w).err().unwrap();
+    assert!(e.to_string().contains("VAD mode 9"), "{e}");
+}

@@ -1,6 +1,7 @@
-//! v2m-rt, the capture daemon. Built so far: the DSP chain that turns device audio into the
-//! ring's 16 kHz frames ([`dsp`]). Capture (cpal), the control server and worker supervision
-//! are still to come.
+//! v2m-rt, the capture daemon. Built so far: capture from a cpal input device into an rtrb
+//! queue ([`capture`]) and the DSP chain that turns it into the ring's 16 kHz frames
+//! ([`dsp`]). The control server and worker supervision are still to come.
 #![deny(missing_docs, unsafe_code)]
 
+pub mod capture;
 pub mod dsp;

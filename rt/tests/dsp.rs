@@ -230,3 +230,48 @@ fn bad_configurations_are_refused() {
     let e = Dsp::new(48_000, 2, 9, w).err().unwrap();
     assert!(e.to_string().contains("VAD mode 9"), "{e}");
 }
+
+#[test]
+fn the_capture_callback_and_the_dsp_step_allocate_nothing_after_warm_up() {
+    use std::sync::Arc;
+    use v2m_rt::capture::{CallbackStats, CallbackWriter};
+    let (samples_tx, mut samples) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
+    let (stamps_tx, mut stamps) = rtrb::RingBuffer::new(4096);
+    let stats = Arc::new(CallbackStats::default());
+    let mut callback = CallbackWriter::new(samples_tx, stamps_tx, 48_000, 2, Arc::clone(&stats));
+    let (writer, _control) = ring::create(ring::DEFAULT_CAPACITY).unwrap();
+    let mut dsp = Dsp::new(48_000, 2, 3, writer).unwrap();
+    // What a 48 kHz stereo i16 device hands the callback every 10 ms.
+    let block: Vec<i16> = (0..960)
+        .map(|i| ((i as f32 * 0.03).sin() * 9000.0) as i16)
+        .collect();
+    let mut step = |callback: &mut CallbackWriter, dsp: &mut Dsp| {
+        callback.write(&block);
+        while stamps.pop().is_ok() {}
+        let n = samples.slots();
+        let chunk = samples.read_chunk(n).unwrap();
+        let (a, b) = chunk.as_slices();
+        dsp.process(a, 0);
+        dsp.process(b, 0);
+        chunk.commit_all();
+    };
+    for _ in 0..100 {
+        step(&mut callback, &mut dsp);
+    }
+    let before = allocs();
+    for _ in 0..6_000 {
+        step(&mut callback, &mut dsp);
+    }
+    assert_eq!(
+        allocs() - before,
+        0,
+        "allocations in a minute of callbacks and DSP"
+    );
+    assert_eq!(
+        stats
+            .dropped_samples
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert!(dsp.stats().frames > 2_900);
+}

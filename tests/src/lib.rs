@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests and the peer processes they start.
 #![deny(missing_docs)]
 
+pub mod alloc_counter;
 pub mod pattern;
 pub mod ring_peer;
 pub mod watchdog;

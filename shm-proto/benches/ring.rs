@@ -19,12 +19,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use v2m_shm_proto::platform::clock::monotonic_ns;
-use v2m_shm_proto::protocol::{
-    self, DaemonMessage, Hello, PROTOCOL_VERSION, PeerMessage, Role, Welcome, WorkerIdentity,
-};
+use v2m_shm_proto::protocol::{self, DaemonMessage, Hello, PeerMessage, Role, WorkerIdentity};
 use v2m_shm_proto::ring::{
     self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, FrameMeta, RingReader,
 };
+use v2m_tests::ring_peer::accept_and_send_ring;
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
@@ -114,17 +113,7 @@ fn run(frames: u64, pace: Option<u64>) -> RunResult {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (mut sock, _) = listener.accept().unwrap();
-    let hello: PeerMessage = protocol::read_frame(&mut sock, &mut Vec::new())
-        .unwrap()
-        .unwrap();
-    assert!(matches!(hello, PeerMessage::Hello(_)));
-    let welcome = DaemonMessage::Welcome(Welcome {
-        protocol: PROTOCOL_VERSION,
-        daemon_version: env!("CARGO_PKG_VERSION").into(),
-        ring_attached: true,
-    });
-    protocol::write_frame_with_fd(&sock, &welcome, control.fd()).unwrap();
+    let mut sock = accept_and_send_ring(&listener, control.fd());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     // Let the reader settle into its wait.

@@ -319,11 +319,12 @@ where
             if self.reader.try_read(frame).is_none() {
                 break;
             }
-            if end.is_some_and(|e| frame.seq >= e) {
-                // Frames lost right up to the end: the stream fills them with silence.
-                frame.samples.fill(0.0);
-                frame.meta.flags = Default::default();
-                frame.seq = end.unwrap() - 1;
+            if let Some(e) = end
+                && frame.seq >= e
+            {
+                // The ring lost frames right up to the end (and beyond): silence in their place.
+                updates.extend(active.stream.fill_lost_until(e, model)?);
+                break;
             }
             updates.extend(active.stream.push(frame, model)?);
             read += 1;

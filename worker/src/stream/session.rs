@@ -122,15 +122,25 @@ impl SessionStream {
         frame: &Frame,
         t: &mut Transcriber,
     ) -> Result<Option<Update>, WorkerError> {
+        let update = self.fill_lost_until(frame.seq, t)?;
+        let speech = frame.meta.flags.contains(FrameFlags::SPEECH);
+        Ok(self.push_samples(&frame.samples, speech, t)?.or(update))
+    }
+
+    /// Counts frames before `seq` that the ring lost as such and puts silence in their place.
+    pub fn fill_lost_until(
+        &mut self,
+        seq: u64,
+        t: &mut Transcriber,
+    ) -> Result<Option<Update>, WorkerError> {
         let mut update = None;
-        while self.next_seq < frame.seq {
+        while self.next_seq < seq {
             self.lost += 1;
             update = self
                 .push_samples(&[0.0; FRAME_SAMPLES], false, t)?
                 .or(update);
         }
-        let speech = frame.meta.flags.contains(FrameFlags::SPEECH);
-        Ok(self.push_samples(&frame.samples, speech, t)?.or(update))
+        Ok(update)
     }
 
     fn push_samples(

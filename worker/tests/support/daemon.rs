@@ -7,12 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::platform::clock::monotonic_ns;
-use v2m_shm_proto::protocol::{
-    self, Assignment, DaemonMessage, PROTOCOL_VERSION, PeerMessage, Role, Welcome, WorkerMessage,
-};
+use v2m_shm_proto::protocol::{self, Assignment, DaemonMessage, PeerMessage, WorkerMessage};
 use v2m_shm_proto::ring::{
     self, FRAME_NS, FRAME_SAMPLES, FrameFlags, FrameMeta, RingControl, RingWriter,
 };
+use v2m_tests::ring_peer::accept_and_send_ring;
 
 /// A fake v2m-rt: ring + listening socket.
 pub struct TestDaemon {
@@ -70,20 +69,7 @@ impl TestDaemon {
 
     /// Accepts a worker's hello and hands it the ring.
     pub fn accept(&self) -> WorkerConn {
-        let (mut sock, _) = self.listener.accept().unwrap();
-        let hello: PeerMessage = protocol::read_frame(&mut sock, &mut Vec::new())
-            .unwrap()
-            .unwrap();
-        match hello {
-            PeerMessage::Hello(h) => assert!(matches!(h.role, Role::Worker(_))),
-            other => panic!("expected hello, got {other:?}"),
-        }
-        let welcome = DaemonMessage::Welcome(Welcome {
-            protocol: PROTOCOL_VERSION,
-            daemon_version: "test".into(),
-            ring_attached: true,
-        });
-        protocol::write_frame_with_fd(&sock, &welcome, self.control.fd()).unwrap();
+        let sock = accept_and_send_ring(&self.listener, self.control.fd());
         let (tx, messages) = mpsc::channel();
         let mut read = sock.try_clone().unwrap();
         std::thread::spawn(move || {

@@ -5,7 +5,7 @@ use v2m_rt::capture::{self, CaptureError};
 #[test]
 fn a_missing_device_is_a_clear_error() {
     for name in ["alsa:v2m-no-such-device", "v2m no such microphone"] {
-        let err = match capture::open(Some(name), 1.0) {
+        let err = match capture::open(Some(name), 1.0, Default::default()) {
             Ok(_) => panic!("{name}: opened a device that does not exist"),
             Err(e) => e,
         };

@@ -3,42 +3,18 @@
 //! pace (docs/fifo-microphone.md). The only test in this binary: it points ALSA at its own
 //! configuration before ALSA is first used.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-use v2m_rt::capture::{self, spawn_dsp_thread};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use v2m_rt::capture::{self, DspParams, DspShared, spawn_dsp_thread};
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::ring::{self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
+use v2m_tests::fifo_mic::{self, FifoMic, mono16k, sox_raw};
 use v2m_tests::watchdog::Watchdog;
 
 const SPEECH: &str =
     "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
-
-/// `src` as raw S16_LE at `rate` Hz, `channels` channels, by sox.
-fn raw_by_sox(args_in: &[&str], src: &Path, args_out: &[&str]) -> Vec<u8> {
-    let out = Command::new("sox")
-        .args(args_in)
-        .arg(src)
-        .args(args_out)
-        .output()
-        .expect("sox missing: run scripts/setup.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn s16(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
-        .collect()
-}
 
 fn rms_frames(x: &[f32]) -> Vec<f32> {
     x.chunks(FRAME_SAMPLES)
@@ -59,70 +35,31 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
     let _wd = Watchdog::arm(Duration::from_secs(120), "FIFO microphone capture");
     let dir = std::env::temp_dir().join(format!("v2m-rt-fifo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("xdg/alsa")).unwrap();
-    let fifo: PathBuf = dir.join("mic.fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    std::fs::write(
-        dir.join("xdg/alsa/asoundrc"),
-        format!(
-            "pcm.v2mfile {{\n type file\n slave.pcm \"null\"\n file \"/dev/null\"\n \
-             infile \"{}\"\n format \"raw\"\n}}\n\
-             pcm.v2mmic {{\n type plug\n slave {{ pcm \"v2mfile\"; format S16_LE; rate 48000; channels 2 }}\n}}\n",
-            fifo.display()
-        ),
-    )
-    .unwrap();
+    let mic_device = FifoMic::new(&dir);
     // SAFETY: this is the first thing the only test of this binary does, before any thread
-    // that could read the environment exists (the watchdog thread never reads it).
-    unsafe { std::env::set_var("XDG_CONFIG_HOME", dir.join("xdg")) };
+    // that could read the environment exists (the watchdog and feeder threads never read it).
+    unsafe { std::env::set_var("XDG_CONFIG_HOME", mic_device.xdg_config_home()) };
 
     // The source: 1 s of silence, the recording, 1 s of silence; at 16 kHz for comparison and
     // as 48 kHz stereo S16 for the microphone (sox: an independent resampler).
-    let speech16 = s16(&raw_by_sox(
-        &[],
-        Path::new(SPEECH),
-        &["-t", "raw", "-e", "signed", "-b", "16", "-"],
-    ));
+    let speech16 = mono16k(Path::new(SPEECH));
     let pad = vec![0f32; 16_000];
     let original: Vec<f32> = pad.iter().chain(&speech16).chain(&pad).copied().collect();
-    let mic = raw_by_sox(
-        &[],
+    let mic = sox_raw(
         Path::new(SPEECH),
-        &[
-            "-t", "raw", "-e", "signed", "-b", "16", "-r", "48000", "-c", "2", "-", "pad", "1", "1",
-        ],
+        &["-r", "48000", "-c", "2"],
+        &["pad", "1", "1"],
     );
     let mic_seconds = mic.len() as f64 / (48_000.0 * 4.0);
-
-    // The feeder: real-time pace, 10 ms at a time, silence after the end until stopped.
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = Arc::clone(&stop);
-    let fifo2 = fifo.clone();
-    let feeder = std::thread::spawn(move || {
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&fifo2)
-            .unwrap();
-        let block = 1_920; // 10 ms of 48 kHz stereo S16
-        let silence = vec![0u8; block];
-        let start = Instant::now();
-        let mut i = 0u32;
-        while !stop2.load(Ordering::Relaxed) {
-            let at = i as usize * block;
-            let data = mic.get(at..at + block).unwrap_or(&silence);
-            f.write_all(data).unwrap();
-            i += 1;
-            let due = start + Duration::from_millis(10) * i;
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-        }
-    });
+    mic_device.play(&mic);
 
     let (writer, control) = ring::create(ring::DEFAULT_CAPACITY).unwrap();
-    let (capture, queue) =
-        capture::open(Some("alsa:v2mmic"), 2.0).expect("open the FIFO microphone");
+    let (capture, queue) = capture::open(
+        Some(fifo_mic::DEVICE),
+        2.0,
+        Arc::new(capture::CallbackStats::default()),
+    )
+    .expect("open the FIFO microphone");
     assert_eq!(
         (capture.format.rate, capture.format.channels),
         (48_000, 2),
@@ -130,12 +67,21 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
         capture.format
     );
     let callback = Arc::clone(&capture.stats);
-    let dsp = spawn_dsp_thread(queue, 48_000, 2, 3, writer, Arc::clone(&capture.stats));
+    let params = DspParams {
+        queue,
+        rate: 48_000,
+        channels: 2,
+        vad_mode: 3,
+        callback_stats: Arc::clone(&capture.stats),
+        shared: Arc::new(DspShared::default()),
+        input_finished: None,
+        discontinuity_first: false,
+    };
+    let dsp = spawn_dsp_thread(params, writer).unwrap();
     std::thread::sleep(Duration::from_secs_f64(mic_seconds + 1.0));
     let now = monotonic_ns();
     drop(capture);
-    stop.store(true, Ordering::Relaxed);
-    feeder.join().unwrap();
+    drop(mic_device);
     let stats = dsp.stats();
     dsp.stop().unwrap();
 

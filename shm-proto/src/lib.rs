@@ -7,6 +7,7 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod client;
 pub mod paths;
 pub mod platform;
 pub mod protocol;

@@ -172,6 +172,16 @@ fn daemon_messages() -> Vec<DaemonMessage> {
             stop_to_final_ms: 40.0,
             first_provisional_ms: Some(700.0),
         }),
+        capture: CaptureMetrics {
+            callbacks: 900,
+            callback_max_us: 80.5,
+            callback_p99_us: 20.0,
+            dsp_frame_p50_us: 30.0,
+            dsp_frame_p99_us: 90.0,
+            capture_to_ring_p50_us: 21_000.0,
+            capture_to_ring_p99_us: 23_000.0,
+            allocs_after_start: Some(0),
+        },
     };
     let replies = vec![
         Reply::Pong,

@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod alloc_counter;
+pub mod fifo_mic;
 pub mod pattern;
 pub mod ring_peer;
 pub mod watchdog;

@@ -59,10 +59,11 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// v2m-rt's control socket [default: $XDG_RUNTIME_DIR/v2m/control.sock].
-        #[arg(long)]
+        #[arg(long, env = "V2M_SOCKET")]
         socket: Option<PathBuf>,
-        /// This worker's name, unique among v2m-rt's workers [default: worker].
-        #[arg(long)]
+        /// This worker's name, unique among v2m-rt's workers (v2m-rt's supervisor sets
+        /// V2M_WORKER_NAME to the configured name) [default: worker].
+        #[arg(long, env = "V2M_WORKER_NAME")]
         name: Option<String>,
         /// Shortest time between provisional passes, in ms [default: 500].
         #[arg(long)]

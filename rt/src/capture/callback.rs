@@ -1,10 +1,12 @@
 //! The body of the cpal input callback: convert to f32, copy into the queue, return. No
 //! allocation, no lock, no logging, no blocking syscall (the clock is read through the vDSO).
 
+use crate::metrics::Histogram;
 use cpal::{FromSample, Sample};
 use rtrb::Producer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use v2m_shm_proto::platform::alloc_count;
 use v2m_shm_proto::platform::clock::monotonic_ns;
 
 /// Capture time of one callback's block: the index of its first sample in the stream of all
@@ -28,6 +30,8 @@ pub struct CallbackStats {
     pub max_callback_ns: AtomicU64,
     /// Set when samples were dropped; the DSP thread clears it and flags the next frame.
     pub discontinuity: AtomicBool,
+    /// Callback durations.
+    pub durations: Histogram,
 }
 
 /// What the cpal callback owns.
@@ -37,7 +41,7 @@ pub struct CallbackWriter {
     ns_per_frame: f64,
     channels: u64,
     queued: u64,
-    stats: Arc<CallbackStats>,
+    pub(crate) stats: Arc<CallbackStats>,
 }
 
 impl CallbackWriter {
@@ -65,6 +69,7 @@ impl CallbackWriter {
         T: Sample,
         f32: FromSample<T>,
     {
+        alloc_count::set_realtime(true);
         let entered = monotonic_ns();
         self.stats.callbacks.fetch_add(1, Ordering::Relaxed);
         let frames = data.len() as u64 / self.channels;
@@ -92,5 +97,12 @@ impl CallbackWriter {
         self.stats
             .max_callback_ns
             .fetch_max(took, Ordering::Relaxed);
+        self.stats.durations.record_ns(took);
+        alloc_count::set_realtime(false);
+    }
+
+    /// Samples the queue can take now (for sources that wait rather than drop: files).
+    pub fn room(&self) -> usize {
+        self.samples.slots()
     }
 }

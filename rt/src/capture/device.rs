@@ -62,10 +62,12 @@ pub struct CaptureQueue {
 }
 
 /// Opens `device` (a cpal device id such as `alsa:default`, or a device name; `None` for the
-/// default input) and starts capturing into a queue of `queue_seconds` of audio.
+/// default input) and starts capturing into a queue of `queue_seconds` of audio, counting
+/// into `stats` (shared so counts survive reopening the device).
 pub fn open(
     device: Option<&str>,
     queue_seconds: f32,
+    stats: Arc<CallbackStats>,
 ) -> Result<(Capture, CaptureQueue), CaptureError> {
     let host = cpal::default_host();
     let dev = match device {
@@ -97,19 +99,9 @@ pub fn open(
         channels: supported.channels(),
         sample_format: format!("{:?}", supported.sample_format()),
     };
-    let capacity = ((queue_seconds.max(0.1) * format.rate as f32) as usize
-        * format.channels as usize)
-        .max(4096);
-    let (samples_tx, samples) = rtrb::RingBuffer::new(capacity);
-    let (stamps_tx, stamps) = rtrb::RingBuffer::new(4096);
-    let stats = Arc::new(CallbackStats::default());
-    let mut writer = CallbackWriter::new(
-        samples_tx,
-        stamps_tx,
-        format.rate,
-        format.channels,
-        Arc::clone(&stats),
-    );
+    let (writer, queue) = CaptureQueue::new(format.rate, format.channels, queue_seconds, stats);
+    let stats = Arc::clone(&writer.stats);
+    let mut writer = writer;
     let last_error = Arc::new(Mutex::new(None));
     let errors = Arc::clone(&last_error);
     // The error callback is not the realtime path: it may lock and format.
@@ -152,6 +144,42 @@ pub fn open(
             stats,
             last_error,
         },
-        CaptureQueue { samples, stamps },
+        queue,
     ))
+}
+
+impl CaptureQueue {
+    /// A queue of `seconds` of `channels`-channel audio at `rate` Hz and the writer that
+    /// fills it (the cpal callback, or a file feeder standing in for it).
+    pub fn new(
+        rate: u32,
+        channels: u16,
+        seconds: f32,
+        stats: Arc<CallbackStats>,
+    ) -> (CallbackWriter, CaptureQueue) {
+        let capacity =
+            ((seconds.max(0.1) * rate as f32) as usize * channels.max(1) as usize).max(4096);
+        let (samples_tx, samples) = rtrb::RingBuffer::new(capacity);
+        let (stamps_tx, stamps) = rtrb::RingBuffer::new(4096);
+        let writer = CallbackWriter::new(samples_tx, stamps_tx, rate, channels, stats);
+        (writer, CaptureQueue { samples, stamps })
+    }
+}
+
+/// Input devices cpal sees: (id to pass as `--device`, description).
+pub fn list_inputs() -> Vec<(String, String)> {
+    let host = cpal::default_host();
+    let Ok(devices) = host.input_devices() else {
+        return Vec::new();
+    };
+    devices
+        .filter_map(|d| {
+            let id = d.id().ok()?.to_string();
+            let name = d
+                .description()
+                .map(|desc| desc.name().to_string())
+                .unwrap_or_default();
+            Some((id, name))
+        })
+        .collect()
 }

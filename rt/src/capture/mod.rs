@@ -1,10 +1,13 @@
 //! Capture: the cpal input callback copies samples into an rtrb queue and returns; the DSP
-//! thread drains the queue into the [`crate::dsp::Dsp`] chain.
+//! thread drains the queue into the [`crate::dsp::Dsp`] chain. A WAV file can stand in for
+//! the device.
 
 mod callback;
 mod device;
 mod dsp_thread;
+mod file;
 
 pub use callback::{CallbackStats, CallbackWriter, Stamp};
-pub use device::{Capture, CaptureError, CaptureQueue, InputFormat, open};
-pub use dsp_thread::{DspThread, spawn_dsp_thread};
+pub use device::{Capture, CaptureError, CaptureQueue, InputFormat, list_inputs, open};
+pub use dsp_thread::{DspParams, DspShared, DspThread, spawn_dsp_thread};
+pub use file::{FileError, FileFeeder, Pace, WavAudio, read_wav};

@@ -1,6 +1,9 @@
 //! Interleaved device samples in, published ring frames out.
 
 use super::resample::MonoResampler;
+use crate::metrics::Histogram;
+use std::sync::Arc;
+use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::ring::{FRAME_NS, FRAME_SAMPLES, FrameFlags, FrameMeta, RingWriter};
 use webrtc_vad::{SampleRate, Vad, VadMode};
 
@@ -19,6 +22,12 @@ pub enum DspError {
     /// VAD aggressiveness out of range.
     #[error("VAD mode {0} is not 0 to 3")]
     BadVadMode(u8),
+    /// The DSP thread could not be started.
+    #[error("cannot start the DSP thread: {0}")]
+    Thread(String),
+    /// The DSP thread panicked; the ring writer went with it.
+    #[error("the DSP thread panicked")]
+    Panicked,
 }
 
 /// Counters of the chain, for status and measurement.
@@ -49,6 +58,7 @@ struct Framer {
     session_id: u64,
     discontinuity: bool,
     stats: DspStats,
+    capture_to_ring: Option<Arc<Histogram>>,
 }
 
 impl Framer {
@@ -86,6 +96,11 @@ impl Framer {
             flags,
         };
         self.writer.publish(&self.frame, meta);
+        if let Some(h) = &self.capture_to_ring
+            && self.next_ns != 0
+        {
+            h.record_ns(monotonic_ns().saturating_sub(self.next_ns));
+        }
         self.next_ns += FRAME_NS;
         self.stats.frames += 1;
     }
@@ -133,9 +148,21 @@ impl Dsp {
                 session_id: 0,
                 discontinuity: false,
                 stats: DspStats::default(),
+                capture_to_ring: None,
             },
             anchored: false,
         })
+    }
+
+    /// Whether a chain for this input can be built, without building one.
+    pub fn check(rate: u32, channels: u16, vad_mode: u8) -> Result<(), DspError> {
+        if channels == 0 {
+            return Err(DspError::NoChannels);
+        }
+        if vad_mode > 3 {
+            return Err(DspError::BadVadMode(vad_mode));
+        }
+        MonoResampler::new(rate).map(drop)
     }
 
     /// Counters so far.
@@ -146,6 +173,31 @@ impl Dsp {
     /// The ring writer (for its sequence number).
     pub fn writer(&self) -> &RingWriter {
         &self.framer.writer
+    }
+
+    /// Records, for every published frame, the time from its capture to its publish.
+    pub fn record_capture_to_ring(&mut self, histogram: Arc<Histogram>) {
+        self.framer.capture_to_ring = Some(histogram);
+    }
+
+    /// Gives the ring writer back (to the next chain, after a source change).
+    pub fn into_writer(self) -> RingWriter {
+        self.framer.writer
+    }
+
+    /// Pushes the input's end through: silence until every input sample so far is in a
+    /// published frame (the last one padded with silence). For a source that ended (a file).
+    pub fn flush(&mut self) {
+        let rate = self.resampler.rate() as u64;
+        let real =
+            self.framer.stats.input_frames * 16_000 / rate.max(1) + self.resampler.delay() as u64;
+        let target = real.div_ceil(FRAME_SAMPLES as u64) * FRAME_SAMPLES as u64;
+        while self.framer.stats.frames * (FRAME_SAMPLES as u64) < target {
+            self.mono.clear();
+            self.mono.resize(256, 0.0);
+            let framer = &mut self.framer;
+            self.resampler.push(&self.mono, &mut |out| framer.take(out));
+        }
     }
 
     /// Output samples of delay the resampler adds.

@@ -23,6 +23,7 @@ pub struct MonoResampler {
     inner: Option<Box<dyn Resampler<f32> + Send>>,
     input: Vec<f32>,
     output: Vec<f32>,
+    rate: u32,
 }
 
 impl MonoResampler {
@@ -38,6 +39,7 @@ impl MonoResampler {
                 inner: None,
                 input: Vec::new(),
                 output: Vec::new(),
+                rate: rate as u32,
             });
         }
         let chunk = chunk_for(rate);
@@ -74,7 +76,13 @@ impl MonoResampler {
             inner: Some(inner),
             input,
             output,
+            rate: rate as u32,
         })
+    }
+
+    /// The input rate, Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
     }
 
     /// Output samples of delay the resampler adds (0 for the pass-through).

@@ -3,6 +3,7 @@
 //! Layering as in iceoryx2: this module knows syscalls and nothing about rings or messages;
 //! `ring` and `protocol` build on it.
 
+pub mod alloc_count;
 pub mod clock;
 pub mod fd_passing;
 pub mod futex;

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version both ends put in their hello; v2m-rt refuses a peer with another.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// First message on every connection, from the peer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -390,6 +390,30 @@ pub struct StatusReport {
     pub workers: Vec<WorkerStatus>,
     /// Latencies of the last finished session.
     pub last_session: Option<SessionLatency>,
+    /// How the realtime capture path is doing.
+    pub capture: CaptureMetrics,
+}
+
+/// Figures of the realtime path since the daemon started (all sources, all reopenings).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct CaptureMetrics {
+    /// cpal callbacks run.
+    pub callbacks: u64,
+    /// Longest callback, µs.
+    pub callback_max_us: f32,
+    /// 99th percentile of callback durations, µs.
+    pub callback_p99_us: f32,
+    /// Median DSP time per drained block (about one 20 ms frame), µs.
+    pub dsp_frame_p50_us: f32,
+    /// 99th percentile of the same, µs.
+    pub dsp_frame_p99_us: f32,
+    /// Median time from a frame's capture (its first sample) to its publish in the ring, µs.
+    pub capture_to_ring_p50_us: f32,
+    /// 99th percentile of the same, µs.
+    pub capture_to_ring_p99_us: f32,
+    /// Allocations made by the realtime threads (cpal callback, DSP thread) once running.
+    /// `None` when the daemon was built without its counting allocator.
+    pub allocs_after_start: Option<u64>,
 }
 
 /// Counters of the capture side.

@@ -59,6 +59,7 @@ impl Clip {
 /// A running FIFO microphone.
 pub struct FifoMic {
     xdg: PathBuf,
+    fifo: PathBuf,
     feed: Arc<Mutex<Feed>>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
@@ -144,6 +145,7 @@ impl FifoMic {
         });
         FifoMic {
             xdg,
+            fifo,
             feed,
             stop,
             handle: Some(handle),
@@ -186,7 +188,21 @@ impl FifoMic {
 impl Drop for FifoMic {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // With nobody reading, the feeder is blocked on a full pipe: drain it until it ends.
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let drain = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&self.fifo);
         if let Some(h) = self.handle.take() {
+            let mut buf = [0u8; 8192];
+            while !h.is_finished() {
+                if let Ok(mut f) = drain.as_ref() {
+                    let _ = f.read(&mut buf);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let _ = h.join();
         }
     }

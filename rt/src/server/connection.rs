@@ -24,6 +24,8 @@ pub enum Outgoing {
     Frame(Vec<u8>),
     /// An encoded frame with a descriptor attached (the ring, to a worker).
     WithFd(Vec<u8>, OwnedFd),
+    /// Close the connection once what came before is sent.
+    Close,
 }
 
 /// The core's handle on a connection.
@@ -69,7 +71,14 @@ impl Conn {
         self.tx.is_empty()
     }
 
-    /// Ends the connection: both threads finish, the peer sees the socket close.
+    /// Ends the connection after what is queued (a refusal, say) has been sent.
+    pub fn finish(&self) {
+        if self.queue(Outgoing::Close).is_err() {
+            self.close();
+        }
+    }
+
+    /// Ends the connection now: both threads finish, the peer sees the socket close.
     pub fn close(&self) {
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
@@ -140,12 +149,14 @@ fn write_loop(sock: &UnixStream, rx: Receiver<Outgoing>) {
             Outgoing::WithFd(bytes, fd) => {
                 v2m_shm_proto::platform::fd_passing::send_with_fd(sock, &bytes, fd.as_fd()).is_ok()
             }
+            Outgoing::Close => false,
         };
         if !ok {
             break;
         }
     }
-    // Every sender is gone (the core dropped the connection) or the peer stopped reading.
+    // Every sender is gone (the core dropped the connection), a close was asked for, or the
+    // peer stopped reading.
     let _ = sock.shutdown(std::net::Shutdown::Both);
 }
 

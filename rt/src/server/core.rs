@@ -223,7 +223,7 @@ impl Core {
                 }
             }
             Input::Worker { conn, msg } => self.worker_message(conn, msg),
-            Input::Gone { conn, why } => self.gone(conn, &why),
+            Input::Gone { conn, why } => self.gone(conn, &why, false),
             Input::ChildExited { index, pid, status } => {
                 self.supervisor.exited(index, pid, &status);
             }
@@ -270,7 +270,7 @@ impl Core {
                             format!("a worker named {name:?} is already connected"),
                         )),
                     }));
-                    conn.close();
+                    conn.finish();
                     return;
                 }
                 let fd = match self.control.fd().try_clone_to_owned() {
@@ -325,11 +325,15 @@ impl Core {
         }
     }
 
-    fn gone(&mut self, conn: ConnId, why: &str) {
+    /// Forgets a connection. Its writer still delivers what is queued (the answer to a last
+    /// request), then closes; `force` closes at once (a peer that is not reading).
+    fn gone(&mut self, conn: ConnId, why: &str, force: bool) {
         let Some(peer) = self.peers.remove(&conn) else {
             return;
         };
-        peer.conn.close();
+        if force {
+            peer.conn.close();
+        }
         for p in &mut self.finishing {
             if p.waiter.is_some_and(|(c, _)| c == conn) {
                 p.waiter = None;
@@ -360,9 +364,9 @@ impl Core {
             Ok(()) => {}
             Err(SendFailure::Full) => {
                 log::warn!("connection {conn} is not reading; disconnected");
-                self.gone(conn, "not reading its messages");
+                self.gone(conn, "not reading its messages", true);
             }
-            Err(SendFailure::Gone) => self.gone(conn, "connection lost"),
+            Err(SendFailure::Gone) => self.gone(conn, "connection lost", true),
         }
     }
 
@@ -407,8 +411,10 @@ impl Core {
         }
     }
 
+    /// Whether a worker is connected, or may come back (one was seen, or one is supervised):
+    /// the audio waits in the ring for it.
     fn any_worker_possible(&self) -> bool {
-        self.workers.iter().any(|w| w.conn.is_some()) || !self.supervisor.workers.is_empty()
+        !self.workers.is_empty() || !self.supervisor.workers.is_empty()
     }
 
     fn worker_conn(&self, name: &str) -> Option<ConnId> {
@@ -800,12 +806,6 @@ impl Core {
                 format!("recording session {}: stop it first", s.id),
             ));
         }
-        if !self.any_worker_possible() {
-            return Some(err(
-                ErrorKind::NoWorker,
-                "no worker connected to transcribe the file",
-            ));
-        }
         let path = std::path::Path::new(path);
         if !path.is_absolute() {
             return Some(err(
@@ -833,6 +833,12 @@ impl Core {
                     audio.seconds(),
                     ring_s * 0.9
                 ),
+            ));
+        }
+        if !self.any_worker_possible() {
+            return Some(err(
+                ErrorKind::NoWorker,
+                "no worker connected to transcribe the file",
             ));
         }
         if let Err(e) = self.engine.stop() {

@@ -1,0 +1,170 @@
+//! A real v2m-rt in its own process, on the FIFO microphone, and a test playing a worker.
+#![allow(dead_code)]
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+use v2m_shm_proto::client::Client;
+use v2m_shm_proto::protocol::{
+    self, Assignment, DaemonMessage, Hello, PeerMessage, Reply, RequestBody, Role, StatusReport,
+    WorkerIdentity, WorkerMessage,
+};
+use v2m_shm_proto::ring::RingReader;
+use v2m_tests::fifo_mic::{self, FifoMic};
+
+pub const SPEECH: &str =
+    "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
+
+/// A scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("v2m-rt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running v2m-rt.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub dir: PathBuf,
+    pub mic: FifoMic,
+}
+
+impl Daemon {
+    /// v2m-rt on a FIFO microphone with `args`, its config (if any) in `config`.
+    pub fn start(name: &str, args: &[&str], config: Option<&str>) -> Daemon {
+        let dir = scratch(name);
+        let mic = FifoMic::new(&dir);
+        let socket = dir.join("control.sock");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_v2m-rt"));
+        cmd.args(["--device", fifo_mic::DEVICE, "--socket"])
+            .arg(&socket)
+            .args(args)
+            .env("XDG_CONFIG_HOME", mic.xdg_config_home())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        if let Some(text) = config {
+            let path = dir.join("config.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        let child = cmd.spawn().expect("spawn v2m-rt");
+        let mut d = Daemon {
+            child,
+            socket,
+            dir,
+            mic,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("v2m-rt exited at start: {status}");
+            }
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).expect("connect to v2m-rt")
+    }
+
+    pub fn status(&self) -> StatusReport {
+        match self.client().request(RequestBody::Status).unwrap() {
+            Reply::Status(s) => s,
+            other => panic!("status answered {other:?}"),
+        }
+    }
+
+    /// Waits until the ring has `frames` more frames than now.
+    pub fn wait_frames(&self, frames: u64) {
+        let from = self.status().ring.frames_written;
+        while self.status().ring.frames_written < from + frames {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the daemon to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test in a worker's role: hello as a worker, the ring, assignments in, text out.
+pub struct FakeWorker {
+    pub sock: UnixStream,
+    pub ring: RingReader,
+    pub messages: Receiver<DaemonMessage>,
+}
+
+impl FakeWorker {
+    pub fn connect(socket: &Path, name: &str) -> FakeWorker {
+        let mut sock = UnixStream::connect(socket).unwrap();
+        let hello = PeerMessage::Hello(Hello::new(Role::Worker(WorkerIdentity {
+            name: name.into(),
+            model: "fake/test".into(),
+        })));
+        protocol::write_frame(&mut sock, &hello).unwrap();
+        let (welcome, fd) = protocol::read_frame_with_fd::<DaemonMessage>(&sock)
+            .unwrap()
+            .expect("a welcome");
+        assert!(
+            matches!(welcome, DaemonMessage::Welcome(ref w) if w.ring_attached),
+            "{welcome:?}"
+        );
+        let ring = RingReader::open(fd.expect("the ring's fd")).unwrap();
+        let (tx, messages) = mpsc::channel();
+        let mut read = sock.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            while let Ok(Some(m)) = protocol::read_frame::<_, DaemonMessage>(&mut read, &mut buf) {
+                if tx.send(m).is_err() {
+                    return;
+                }
+            }
+        });
+        FakeWorker {
+            sock,
+            ring,
+            messages,
+        }
+    }
+
+    pub fn assignment(&self, within: Duration) -> Assignment {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(DaemonMessage::Assignment(a)) => return a,
+                Ok(_) => continue,
+                Err(e) => panic!("no assignment within {within:?}: {e}"),
+            }
+        }
+    }
+
+    pub fn send(&mut self, msg: WorkerMessage) {
+        protocol::write_frame(&mut self.sock, &PeerMessage::Worker(msg)).unwrap();
+    }
+}
+
+impl Drop for FakeWorker {
+    fn drop(&mut self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+    }
+}

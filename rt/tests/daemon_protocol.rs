@@ -9,8 +9,8 @@ use std::time::Duration;
 use support::{Daemon, FakeWorker};
 use v2m_shm_proto::client::{Client, ClientError};
 use v2m_shm_proto::protocol::{
-    self, Assignment, DaemonMessage, DaemonState, ErrorKind, Event, FinalText, Hello,
-    PeerMessage, ProvisionalText, Reply, Request, RequestBody, Role, Timings, WorkerMessage,
+    self, Assignment, DaemonMessage, DaemonState, ErrorKind, Event, FinalText, Hello, PeerMessage,
+    ProvisionalText, Reply, Request, RequestBody, Role, Timings, WorkerMessage,
 };
 use v2m_tests::watchdog::Watchdog;
 
@@ -77,8 +77,14 @@ fn every_request_and_its_errors() {
 
     // No worker: nothing could transcribe.
     assert_eq!(refused(c.request(RequestBody::Start)), ErrorKind::NoWorker);
-    assert_eq!(refused(c.request(RequestBody::Stop)), ErrorKind::InvalidState);
-    assert_eq!(refused(c.request(RequestBody::Cancel)), ErrorKind::InvalidState);
+    assert_eq!(
+        refused(c.request(RequestBody::Stop)),
+        ErrorKind::InvalidState
+    );
+    assert_eq!(
+        refused(c.request(RequestBody::Cancel)),
+        ErrorKind::InvalidState
+    );
     // Files: refused clearly before anything else happens.
     for (path, why) in [
         ("relative.wav".to_string(), "absolute"),
@@ -97,18 +103,31 @@ fn every_request_and_its_errors() {
 
     // A worker: start, toggle, cancel, stop with text, no speech, timeout.
     let mut w = FakeWorker::connect(&d.socket, "fake");
-    let Reply::Started { session_id, first_seq } = c.request(RequestBody::Start).unwrap() else {
+    let Reply::Started {
+        session_id,
+        first_seq,
+    } = c.request(RequestBody::Start).unwrap()
+    else {
         panic!()
     };
     assert!(matches!(
         w.assignment(Duration::from_secs(5)),
         Assignment::Session { session_id: s, owns_final: true } if s == session_id
     ));
-    let rec = w.ring.session(session_id).expect("the session is in the ring's table");
+    let rec = w
+        .ring
+        .session(session_id)
+        .expect("the session is in the ring's table");
     assert_eq!(rec.first_seq, first_seq);
     assert!(rec.is_open());
-    assert_eq!(refused(c.request(RequestBody::Start)), ErrorKind::InvalidState);
-    assert_eq!(refused(c.request(RequestBody::Pause)), ErrorKind::InvalidState);
+    assert_eq!(
+        refused(c.request(RequestBody::Start)),
+        ErrorKind::InvalidState
+    );
+    assert_eq!(
+        refused(c.request(RequestBody::Pause)),
+        ErrorKind::InvalidState
+    );
     assert_eq!(d.status().state, DaemonState::Recording);
     assert_eq!(d.status().session_id, Some(session_id));
     assert_eq!(
@@ -142,7 +161,10 @@ fn every_request_and_its_errors() {
     w.send(final_text(session_id, "hello world"));
     match stopper.join().unwrap().unwrap() {
         Reply::Stopped(f) => {
-            assert_eq!((f.session_id, f.text.as_str(), f.worker.as_str()), (session_id, "hello world", "fake"));
+            assert_eq!(
+                (f.session_id, f.text.as_str(), f.worker.as_str()),
+                (session_id, "hello world", "fake")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -175,7 +197,11 @@ fn every_request_and_its_errors() {
     assert_eq!(refused(c.request(RequestBody::Start)), ErrorKind::Paused);
     let frozen = d.status().ring.frames_written;
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(d.status().ring.frames_written, frozen, "paused, yet frames arrive");
+    assert_eq!(
+        d.status().ring.frames_written,
+        frozen,
+        "paused, yet frames arrive"
+    );
     assert_eq!(c.request(RequestBody::Resume).unwrap(), Reply::Resumed);
     d.wait_frames(10);
     let s = d.status();
@@ -188,7 +214,10 @@ fn every_request_and_its_errors() {
 
     // Shutdown: answered, socket removed, workers told, exit 0.
     let mut d = d;
-    assert_eq!(c.request(RequestBody::Shutdown).unwrap(), Reply::ShuttingDown);
+    assert_eq!(
+        c.request(RequestBody::Shutdown).unwrap(),
+        Reply::ShuttingDown
+    );
     assert_eq!(w.assignment(Duration::from_secs(5)), Assignment::Shutdown);
     assert!(d.wait_exit().success());
     assert!(!d.socket.exists(), "the socket file is removed");
@@ -208,12 +237,15 @@ fn hostile_bytes_get_errors_and_the_daemon_keeps_serving_and_capturing() {
     // Garbage after a hello: an error reply, and the connection still works.
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.write_all(&hello).unwrap();
-    s.write_all(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+    s.write_all(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
     s.write_all(&request).unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let got = answers(s);
     assert_eq!(error_kinds(&got), [ErrorKind::Malformed]);
-    assert!(got.iter().any(|m| matches!(m, DaemonMessage::Response(r) if r.id == 9 && r.result == Ok(Reply::Pong))));
+    assert!(got.iter().any(
+        |m| matches!(m, DaemonMessage::Response(r) if r.id == 9 && r.result == Ok(Reply::Pong))
+    ));
 
     // A 2 GiB length prefix: refused, connection closed, nothing allocated.
     let mut s = UnixStream::connect(&d.socket).unwrap();
@@ -277,7 +309,10 @@ fn fifty_subscribers_get_every_event_and_a_client_that_never_reads_stalls_nobody
     let d = Daemon::start("subscribers", &[], None);
     // One that subscribes and then never reads a byte.
     let mut idle = d.client();
-    assert_eq!(idle.request(RequestBody::Subscribe).unwrap(), Reply::Subscribed);
+    assert_eq!(
+        idle.request(RequestBody::Subscribe).unwrap(),
+        Reply::Subscribed
+    );
     // Fifty that read, connecting at once.
     let socket = d.socket.clone();
     let subscribers: Vec<_> = (0..50)
@@ -285,7 +320,10 @@ fn fifty_subscribers_get_every_event_and_a_client_that_never_reads_stalls_nobody
             let socket = socket.clone();
             std::thread::spawn(move || {
                 let mut c = Client::connect(&socket).unwrap();
-                assert_eq!(c.request(RequestBody::Subscribe).unwrap(), Reply::Subscribed);
+                assert_eq!(
+                    c.request(RequestBody::Subscribe).unwrap(),
+                    Reply::Subscribed
+                );
                 c
             })
         })
@@ -324,7 +362,10 @@ fn fifty_subscribers_get_every_event_and_a_client_that_never_reads_stalls_nobody
         std::thread::sleep(Duration::from_millis(10));
     }
     w.send(final_text(session_id, "done"));
-    assert!(matches!(stopper.join().unwrap().unwrap(), Reply::Stopped(_)));
+    assert!(matches!(
+        stopper.join().unwrap().unwrap(),
+        Reply::Stopped(_)
+    ));
     for r in readers {
         assert_eq!(r.join().unwrap(), (2000, "done".to_string()));
     }
@@ -350,7 +391,11 @@ fn a_worker_that_reconnects_mid_session_still_completes_the_stop() {
     let d = Daemon::start("reconnect", &[], None);
     let w = FakeWorker::connect(&d.socket, "w1");
     let mut c = d.client();
-    let Reply::Started { session_id, first_seq } = c.request(RequestBody::Start).unwrap() else {
+    let Reply::Started {
+        session_id,
+        first_seq,
+    } = c.request(RequestBody::Start).unwrap()
+    else {
         panic!()
     };
     w.assignment(Duration::from_secs(5));
@@ -359,7 +404,10 @@ fn a_worker_that_reconnects_mid_session_still_completes_the_stop() {
     // Shown in status as disconnected.
     loop {
         let s = d.status();
-        if s.workers.iter().any(|w| w.identity.name == "w1" && !w.connected) {
+        if s.workers
+            .iter()
+            .any(|w| w.identity.name == "w1" && !w.connected)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -390,10 +438,12 @@ fn a_worker_that_reconnects_mid_session_still_completes_the_stop() {
     let mut dup = UnixStream::connect(&d.socket).unwrap();
     protocol::write_frame(
         &mut dup,
-        &PeerMessage::Hello(Hello::new(Role::Worker(v2m_shm_proto::protocol::WorkerIdentity {
-            name: "w1".into(),
-            model: "x".into(),
-        }))),
+        &PeerMessage::Hello(Hello::new(Role::Worker(
+            v2m_shm_proto::protocol::WorkerIdentity {
+                name: "w1".into(),
+                model: "x".into(),
+            },
+        ))),
     )
     .unwrap();
     assert_eq!(error_kinds(&answers(dup)), [ErrorKind::InvalidState]);

@@ -1,0 +1,207 @@
+//! Real recorded speech through the running v2m-rt: the FIFO microphone at 48 kHz stereo
+//! into a session, and a WAV file through `transcribe-file`; the test reads the ring as a
+//! worker does.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+use support::{Daemon, FakeWorker, SPEECH};
+use v2m_shm_proto::client::Client;
+use v2m_shm_proto::protocol::{Reply, RequestBody, Timings, WorkerMessage};
+use v2m_shm_proto::ring::{FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
+use v2m_tests::fifo_mic::{mono16k, sox_raw};
+use v2m_tests::watchdog::Watchdog;
+
+fn correlation(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len());
+    let dot: f64 = (0..n).map(|i| a[i] as f64 * b[i] as f64).sum();
+    let na: f64 = a[..n].iter().map(|x| (*x as f64).powi(2)).sum();
+    let nb: f64 = b[..n].iter().map(|x| (*x as f64).powi(2)).sum();
+    dot / (na.sqrt() * nb.sqrt())
+}
+
+/// Where `speech` best lines up inside `out`, and how well.
+fn align(speech: &[f32], out: &[f32]) -> (usize, f64) {
+    let energy = |x: &[f32]| {
+        x.chunks(FRAME_SAMPLES)
+            .position(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).sqrt() > 0.02)
+            .unwrap()
+            * FRAME_SAMPLES
+    };
+    let guess = energy(out) as i64 - energy(speech) as i64;
+    (guess - 960..=guess + 960)
+        .filter(|d| *d >= 0 && (*d as usize) < out.len())
+        .map(|d| (d as usize, correlation(speech, &out[d as usize..])))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
+}
+
+fn session_frames(ring: &mut RingReader, first: u64, end: u64) -> Vec<Frame> {
+    ring.seek(first);
+    let mut frames = Vec::new();
+    let mut f = Frame::default();
+    while frames.len() < (end - first) as usize {
+        let info = ring
+            .try_read(&mut f)
+            .expect("the session's frames are in the ring");
+        assert_eq!(info.lost, 0);
+        frames.push(f.clone());
+    }
+    frames
+}
+
+fn final_text(session_id: u64) -> WorkerMessage {
+    WorkerMessage::Final(v2m_shm_proto::protocol::FinalText {
+        session_id,
+        text: "heard".into(),
+        worker: String::new(),
+        stop_to_final_ms: 0.0,
+        timings: Timings::default(),
+    })
+}
+
+#[test]
+fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
+    let _wd = Watchdog::arm(Duration::from_secs(120), "dictation audio");
+    let d = Daemon::start("dictation", &[], None);
+    let mut w = FakeWorker::connect(&d.socket, "reader");
+    let speech = mono16k(Path::new(SPEECH));
+    let mic = sox_raw(
+        Path::new(SPEECH),
+        &["-r", "48000", "-c", "2"],
+        &["pad", "1", "1"],
+    );
+    d.wait_frames(10);
+    let mut c = d.client();
+    let Reply::Started { session_id, .. } = c.request(RequestBody::Start).unwrap() else {
+        panic!()
+    };
+    let started = std::time::Instant::now();
+    let clip = d.mic.play(&mic);
+    clip.wait_started();
+    d.mic.wait_idle();
+    std::thread::sleep(Duration::from_millis(300));
+    let socket = d.socket.clone();
+    let stopper =
+        std::thread::spawn(move || Client::connect(&socket).unwrap().request(RequestBody::Stop));
+    while w.ring.session(session_id).unwrap().is_open() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stopped = started.elapsed();
+    w.send(final_text(session_id));
+    assert!(matches!(
+        stopper.join().unwrap().unwrap(),
+        Reply::Stopped(_)
+    ));
+
+    let rec = w.ring.session(session_id).unwrap();
+    let frames = session_frames(&mut w.ring, rec.first_seq, rec.end_seq.unwrap());
+    // Contiguous: one frame per 20 ms of capture, no gaps, no discontinuity.
+    assert!(
+        frames
+            .windows(2)
+            .all(|p| p[1].meta.capture_ns - p[0].meta.capture_ns == FRAME_NS)
+    );
+    assert!(
+        frames
+            .iter()
+            .all(|f| !f.meta.flags.contains(FrameFlags::DISCONTINUITY))
+    );
+    // The frames add up to the time the session was open, plus the 300 ms pre-roll.
+    let expected = (stopped.as_secs_f64() + 0.3) / 0.02;
+    eprintln!("{} frames, {expected:.1} expected", frames.len());
+    assert!(
+        (frames.len() as f64 - expected).abs() <= 3.0,
+        "{} frames for {expected:.1}",
+        frames.len()
+    );
+    let out: Vec<f32> = frames.iter().flat_map(|f| f.samples).collect();
+    let (at, best) = align(&speech, &out);
+    eprintln!("correlation {best:.4} at {at}");
+    assert!(
+        best > 0.99,
+        "the session's audio differs from the recording: {best}"
+    );
+    assert!(
+        at + speech.len() <= out.len(),
+        "the recording's end is missing"
+    );
+    // VAD: speech in the recording, not in the second of silence before it.
+    let first = at / FRAME_SAMPLES;
+    let lead = &frames[first.saturating_sub(40)..first.saturating_sub(5)];
+    let body = &frames[first + 10..(at + speech.len()) / FRAME_SAMPLES - 10];
+    let speechy = |fs: &[Frame]| {
+        fs.iter()
+            .filter(|f| f.meta.flags.contains(FrameFlags::SPEECH))
+            .count()
+    };
+    eprintln!(
+        "VAD: lead {}/{} body {}/{}",
+        speechy(lead),
+        lead.len(),
+        speechy(body),
+        body.len()
+    );
+    assert!(
+        speechy(lead) * 20 <= lead.len().max(1),
+        "silence flagged as speech"
+    );
+    assert!(speechy(body) * 10 >= body.len() * 6, "speech not flagged");
+    // Frames carry their session id (the pre-roll's were published before the session).
+    assert!(frames.last().unwrap().meta.session_id == session_id);
+}
+
+#[test]
+fn transcribe_file_runs_a_wav_through_dsp_into_its_own_session() {
+    let _wd = Watchdog::arm(Duration::from_secs(120), "transcribe-file audio");
+    let d = Daemon::start("file", &[], None);
+    let mut w = FakeWorker::connect(&d.socket, "reader");
+    // 44.1 kHz stereo: the general resampling path.
+    let wav = d.dir.join("speech44.wav");
+    let ok = std::process::Command::new("sox")
+        .args([SPEECH, "-r", "44100", "-c", "2"])
+        .arg(&wav)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let speech = mono16k(Path::new(SPEECH));
+    let path = wav.display().to_string();
+    let socket = d.socket.clone();
+    let asker = std::thread::spawn(move || {
+        Client::connect(&socket)
+            .unwrap()
+            .request(RequestBody::TranscribeFile { path })
+    });
+    let v2m_shm_proto::protocol::Assignment::Session { session_id, .. } =
+        w.assignment(Duration::from_secs(10))
+    else {
+        panic!()
+    };
+    while w.ring.session(session_id).unwrap().is_open() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rec = w.ring.session(session_id).unwrap();
+    let frames = session_frames(&mut w.ring, rec.first_seq, rec.end_seq.unwrap());
+    let want = speech.len().div_ceil(FRAME_SAMPLES);
+    eprintln!("{} frames for {} samples", frames.len(), speech.len());
+    assert!(
+        frames.len() >= want && frames.len() <= want + 2,
+        "{} frames for {want}",
+        frames.len()
+    );
+    assert!(frames.iter().all(|f| f.meta.session_id == session_id));
+    let out: Vec<f32> = frames.iter().flat_map(|f| f.samples).collect();
+    let (at, best) = align(&speech, &out);
+    eprintln!("correlation {best:.4} at {at}");
+    assert!(best > 0.99, "file audio differs from the source: {best}");
+    assert!(at < 160, "the file starts {at} samples into its session");
+    w.send(final_text(session_id));
+    match asker.join().unwrap().unwrap() {
+        Reply::Transcribed(f) => assert_eq!((f.session_id, f.text.as_str()), (session_id, "heard")),
+        other => panic!("{other:?}"),
+    }
+    // Back on the microphone afterwards.
+    d.wait_frames(10);
+    assert_eq!(d.status().device.as_deref(), Some("alsa:v2mmic"));
+}

@@ -96,11 +96,6 @@ impl Framer {
             flags,
         };
         self.writer.publish(&self.frame, meta);
-        if let Some(h) = &self.capture_to_ring
-            && self.next_ns != 0
-        {
-            h.record_ns(monotonic_ns().saturating_sub(self.next_ns));
-        }
         self.next_ns += FRAME_NS;
         self.stats.frames += 1;
     }
@@ -175,7 +170,8 @@ impl Dsp {
         &self.framer.writer
     }
 
-    /// Records, for every published frame, the time from its capture to its publish.
+    /// Records, for every published frame, the time from its first sample's capture to its
+    /// publish.
     pub fn record_capture_to_ring(&mut self, histogram: Arc<Histogram>) {
         self.framer.capture_to_ring = Some(histogram);
     }
@@ -228,6 +224,7 @@ impl Dsp {
             self.anchored = true;
         }
         let usable = interleaved.len() - interleaved.len() % self.channels;
+        let frames_before = self.framer.stats.frames;
         let inv = 1.0 / self.channels as f32;
         for block in interleaved[..usable].chunks(MAX_BLOCK_FRAMES * self.channels) {
             self.mono.clear();
@@ -239,6 +236,23 @@ impl Dsp {
             self.framer.stats.input_frames += self.mono.len() as u64;
             let framer = &mut self.framer;
             self.resampler.push(&self.mono, &mut |out| framer.take(out));
+        }
+        let published = self.framer.stats.frames - frames_before;
+        if let Some(h) = &self.framer.capture_to_ring
+            && capture_ns != 0
+            && published > 0
+        {
+            // Dated from this block's own stamp, not the frame timeline's anchor: the last
+            // frame published ends where the block ends, less what is still held back (the
+            // resampler's delay and the partial next frame).
+            let now = monotonic_ns();
+            let block_ns = (usable / self.channels) as u64 * 1_000_000_000
+                / self.resampler.rate().max(1) as u64;
+            let held_ns = (self.resampler.delay() + self.framer.filled) as u64 * 62_500;
+            let last_end = (capture_ns + block_ns).saturating_sub(held_ns);
+            for k in 1..=published {
+                h.record_ns(now.saturating_sub(last_end.saturating_sub(k * FRAME_NS)));
+            }
         }
     }
 }

@@ -1,0 +1,51 @@
+//! The realtime path of a running v2m-rt, measured by the daemon itself: real speech at
+//! 48 kHz stereo through the FIFO microphone for 30 s (plus a `transcribe-file`-free idle
+//! minute's worth of callbacks), then the daemon's own counters from `status`.
+//!
+//! Last line: `rt: callback_max_us=… dsp_frame_p99_us=… allocs_after_start=… capture_to_ring_p99_us=…`
+//! capture_to_ring is from a frame's first captured sample to its publish: it includes the
+//! 20 ms frame itself, the ALSA period the callback waits for, and the resampler's delay.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+use support::{Daemon, SPEECH};
+use v2m_tests::fifo_mic::mic_pcm;
+
+fn main() {
+    let seconds: f64 = std::env::var("V2M_RT_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30.0);
+    let d = Daemon::start("bench", &[], None);
+    let speech = mic_pcm(Path::new(SPEECH));
+    let clip_s = speech.len() as f64 / 192_000.0;
+    let mut played = 0.0;
+    while played < seconds {
+        d.mic.play(&speech);
+        played += clip_s;
+    }
+    d.mic.wait_idle();
+    std::thread::sleep(Duration::from_millis(500));
+    let s = d.status();
+    let c = s.capture;
+    println!(
+        "rt: audio_s={played:.1} frames={} callbacks={} samples_dropped={} callback_p99_us={:.0} dsp_frame_p50_us={:.0} capture_to_ring_p50_us={:.0}",
+        s.ring.frames_written,
+        c.callbacks,
+        s.ring.samples_dropped,
+        c.callback_p99_us,
+        c.dsp_frame_p50_us,
+        c.capture_to_ring_p50_us
+    );
+    println!(
+        "rt: callback_max_us={:.0} dsp_frame_p99_us={:.0} allocs_after_start={} capture_to_ring_p99_us={:.0}",
+        c.callback_max_us,
+        c.dsp_frame_p99_us,
+        c.allocs_after_start
+            .map_or("unknown".to_string(), |a| a.to_string()),
+        c.capture_to_ring_p99_us
+    );
+}

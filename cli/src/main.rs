@@ -1,10 +1,330 @@
-//! v2m-cli: the control client. Not built yet: it arrives with the issue "v2m-cli, the whole
-//! pipeline end to end".
+//! v2m-cli: the control client of v2m-rt. Arguments and wiring; the logic is in the library.
 
-fn main() {
-    eprintln!(
-        "v2m-cli {}: the control client is not built yet; nothing to run.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use v2m_cli::deliver::{self, Session};
+use v2m_cli::exit;
+use v2m_cli::listen::Renderer;
+use v2m_shm_proto::client::{Client, ClientError};
+use v2m_shm_proto::protocol::{Event, FinalText, Reply, RequestBody};
+
+/// Local voice dictation: control the v2m-rt daemon.
+#[derive(Parser)]
+#[command(version, after_help = exit::HELP)]
+struct Args {
+    /// v2m-rt's control socket [default: $XDG_RUNTIME_DIR/v2m/control.sock].
+    #[arg(long, global = true, env = "V2M_SOCKET")]
+    socket: Option<PathBuf>,
+    /// Print JSON (one object per line) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone, Copy, Default)]
+struct Deliver {
+    /// Copy the text to the clipboard (wl-copy, xclip or xsel).
+    #[arg(long)]
+    clipboard: bool,
+    /// Type the text into the focused window (wtype, ydotool or xdotool).
+    #[arg(long = "type")]
+    type_it: bool,
+    /// Show the text in a notification (notify-send).
+    #[arg(long)]
+    notify: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start v2m-rt and a worker in the background (no-op if running); wait until ready.
+    Up {
+        /// Input device for v2m-rt (see `v2m-rt --list-devices`).
+        #[arg(long)]
+        device: Option<String>,
+        /// Play this WAV file as the microphone instead of a device.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Seconds to wait for a worker to connect (the model loads first).
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+    },
+    /// Start dictating (the last 300 ms before are included).
+    Start,
+    /// Stop dictating and print the text.
+    Stop(Deliver),
+    /// Start if idle, else stop and print the text (bind this to a hotkey).
+    Toggle(Deliver),
+    /// Drop the current dictation.
+    Cancel,
+    /// Daemon state, input, workers, counters.
+    Status,
+    /// Check that v2m-rt answers.
+    Ping,
+    /// Release the microphone; start is refused until resume.
+    Pause,
+    /// Reopen the microphone.
+    Resume,
+    /// Show provisional and final text as it comes.
+    Listen {
+        /// Exit after the first final text.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Transcribe a WAV file through the daemon and print the text.
+    Transcribe {
+        /// The WAV file.
+        file: PathBuf,
+        #[command(flatten)]
+        deliver: Deliver,
+    },
+    /// Stop v2m-rt and its workers.
+    Shutdown,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    ExitCode::from(run(args))
+}
+
+fn fail(json: bool, code: u8, message: &str) -> u8 {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"error": message, "exit_code": code})
+        );
+    } else {
+        eprintln!("v2m-cli: {message}");
+    }
+    code
+}
+
+fn run(args: Args) -> u8 {
+    let socket = match args.socket.clone() {
+        Some(s) => s,
+        None => match v2m_shm_proto::paths::control_socket() {
+            Ok(s) => s,
+            Err(e) => return fail(args.json, exit::ERROR, &e.to_string()),
+        },
+    };
+    let json = args.json;
+    let body = match args.command {
+        Cmd::Up {
+            device,
+            input,
+            wait,
+        } => {
+            let mut extra = Vec::new();
+            if let Some(d) = device {
+                extra.extend(["--device".to_string(), d]);
+            }
+            if let Some(i) = input {
+                extra.extend(["--input".to_string(), absolute(&i).display().to_string()]);
+            }
+            return match v2m_cli::up::up(&socket, &extra, Duration::from_secs(wait)) {
+                Ok(s) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&s).unwrap_or_default());
+                    } else {
+                        let workers: Vec<String> = s
+                            .workers
+                            .iter()
+                            .filter(|w| w.connected)
+                            .map(|w| format!("{} ({})", w.identity.name, w.identity.model))
+                            .collect();
+                        println!(
+                            "v2m-rt up on {} (input {}; workers: {})",
+                            socket.display(),
+                            s.device.as_deref().unwrap_or("none"),
+                            workers.join(", ")
+                        );
+                    }
+                    exit::OK
+                }
+                Err(e) => fail(json, exit::ERROR, &e.to_string()),
+            };
+        }
+        Cmd::Start => RequestBody::Start,
+        Cmd::Stop(d) => return final_request(&socket, json, RequestBody::Stop, d),
+        Cmd::Toggle(d) => return final_request(&socket, json, RequestBody::Toggle, d),
+        Cmd::Cancel => RequestBody::Cancel,
+        Cmd::Status => RequestBody::Status,
+        Cmd::Ping => RequestBody::Ping,
+        Cmd::Pause => RequestBody::Pause,
+        Cmd::Resume => RequestBody::Resume,
+        Cmd::Listen { once } => return listen(&socket, json, once),
+        Cmd::Transcribe { file, deliver } => {
+            let path = absolute(&file).display().to_string();
+            return final_request(&socket, json, RequestBody::TranscribeFile { path }, deliver);
+        }
+        Cmd::Shutdown => RequestBody::Shutdown,
+    };
+    match Client::connect(&socket).and_then(|mut c| c.request(body)) {
+        Ok(reply) => {
+            if json {
+                println!("{}", serde_json::to_string(&reply).unwrap_or_default());
+            } else {
+                print_reply(&reply);
+            }
+            exit::OK
+        }
+        Err(e) => fail(json, exit::code_for(&e), &e.to_string()),
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_owned())
+    })
+}
+
+fn print_reply(reply: &Reply) {
+    match reply {
+        Reply::Pong => println!("pong"),
+        Reply::Started { session_id, .. } => println!("recording (session {session_id})"),
+        Reply::Stopped(f) | Reply::Transcribed(f) => println!("{}", f.text.trim()),
+        Reply::Cancelled { session_id } => println!("cancelled session {session_id}"),
+        Reply::Subscribed => println!("subscribed"),
+        Reply::Paused => println!("paused: microphone released"),
+        Reply::Resumed => println!("resumed: microphone open"),
+        Reply::ShuttingDown => println!("v2m-rt is shutting down"),
+        Reply::Status(s) => {
+            println!("state: {:?}", s.state);
+            if let Some(id) = s.session_id {
+                println!("session: {id}");
+            }
+            println!(
+                "input: {}",
+                s.device.as_deref().unwrap_or("none (released)")
+            );
+            if let Some(e) = &s.device_error {
+                println!("input error: {e}");
+            }
+            println!(
+                "ring: {} frames written, {} samples dropped, {} discontinuities, capacity {} frames",
+                s.ring.frames_written,
+                s.ring.samples_dropped,
+                s.ring.discontinuities,
+                s.ring.capacity
+            );
+            for w in &s.workers {
+                println!(
+                    "worker {} ({}): {}{}{}, restarts {}",
+                    w.identity.name,
+                    w.identity.model,
+                    if w.connected {
+                        "connected"
+                    } else {
+                        "not connected"
+                    },
+                    if w.owns_finals { ", owns finals" } else { "" },
+                    w.health
+                        .as_ref()
+                        .map(|h| format!(
+                            ", {} model {}",
+                            h.execution_provider,
+                            if h.model_loaded { "loaded" } else { "unloaded" }
+                        ))
+                        .unwrap_or_default(),
+                    w.restarts
+                );
+            }
+            if s.workers.is_empty() {
+                println!("workers: none");
+            }
+            if let Some(l) = s.last_session {
+                println!(
+                    "last session {}: stop->final {:.0} ms{}",
+                    l.session_id,
+                    l.stop_to_final_ms,
+                    l.first_provisional_ms
+                        .map(|m| format!(", first provisional after {m:.0} ms"))
+                        .unwrap_or_default()
+                );
+            }
+            let c = s.capture;
+            println!(
+                "capture: {} callbacks, longest {:.0} us (p99 {:.0}), dsp p99 {:.0} us, capture->ring p99 {:.1} ms, realtime allocations {}",
+                c.callbacks,
+                c.callback_max_us,
+                c.callback_p99_us,
+                c.dsp_frame_p99_us,
+                c.capture_to_ring_p99_us / 1000.0,
+                c.allocs_after_start
+                    .map_or("not counted".into(), |a| a.to_string())
+            );
+        }
+    }
+}
+
+/// stop, toggle, transcribe: print the text, then deliver it.
+fn final_request(socket: &std::path::Path, json: bool, body: RequestBody, d: Deliver) -> u8 {
+    let reply = match Client::connect(socket).and_then(|mut c| c.request(body)) {
+        Ok(r) => r,
+        Err(e) => return fail(json, exit::code_for(&e), &e.to_string()),
+    };
+    let text: Option<&FinalText> = match &reply {
+        Reply::Stopped(f) | Reply::Transcribed(f) => Some(f),
+        _ => None,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&reply).unwrap_or_default());
+    } else {
+        print_reply(&reply);
+    }
+    let Some(f) = text else {
+        return exit::OK;
+    };
+    let text = f.text.trim();
+    let session = Session::detect();
+    let mut code = exit::OK;
+    let mut attempt = |what: &str, r: Result<&'static str, deliver::DeliveryError>| {
+        if let Err(e) = r {
+            eprintln!("v2m-cli: {what}: {e} (the text is printed above)");
+            code = exit::DELIVERY;
+        }
+    };
+    if d.clipboard {
+        attempt("clipboard", deliver::clipboard(text, session));
+    }
+    if d.type_it {
+        attempt("type", deliver::type_text(text, session));
+    }
+    if d.notify {
+        attempt("notify", deliver::notify(text));
+    }
+    code
+}
+
+fn listen(socket: &std::path::Path, json: bool, once: bool) -> u8 {
+    let mut c = match Client::connect(socket) {
+        Ok(c) => c,
+        Err(e) => return fail(json, exit::code_for(&e), &e.to_string()),
+    };
+    if let Err(e) = c.request(RequestBody::Subscribe) {
+        return fail(json, exit::code_for(&e), &e.to_string());
+    }
+    let mut r = Renderer::new(!json && std::io::stdout().is_terminal());
+    let mut out = std::io::stdout().lock();
+    loop {
+        match c.next_event(None) {
+            Ok(e) => {
+                if r.show(&mut out, &e).is_err() {
+                    return exit::OK; // stdout closed
+                }
+                if once && matches!(e, Event::Final(_)) {
+                    return exit::OK;
+                }
+            }
+            Err(ClientError::Closed) => {
+                return fail(json, exit::ERROR, "v2m-rt closed the connection");
+            }
+            Err(e) => return fail(json, exit::code_for(&e), &e.to_string()),
+        }
+    }
 }

@@ -56,8 +56,12 @@ struct Args {
     #[arg(long)]
     final_worker: Option<String>,
     /// Do not start the [[workers]] of the configuration.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "default_worker")]
     no_workers: bool,
+    /// With no [[workers]] configured, supervise one `v2m-worker run` (the one beside this
+    /// executable, else on PATH) named "worker".
+    #[arg(long)]
+    default_worker: bool,
     /// Print the input devices and exit.
     #[arg(long)]
     list_devices: bool,
@@ -103,6 +107,17 @@ fn run(args: Args, signals: nix::sys::signal::SigSet) -> Result<(), String> {
     rt.final_worker = args.final_worker.clone().or(rt.final_worker.take());
     if args.no_workers {
         cfg.workers.clear();
+    }
+    if args.default_worker && cfg.workers.is_empty() {
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("v2m-worker")))
+            .filter(|p| p.exists());
+        let program = beside.map_or("v2m-worker".to_string(), |p| p.display().to_string());
+        cfg.workers.push(config::WorkerCommand {
+            name: "worker".into(),
+            command: vec![program, "run".into()],
+        });
     }
     config::check(&cfg).map_err(|e| format!("{}: {e}", path.display()))?;
 

@@ -1,0 +1,96 @@
+//! `v2m-cli up`: start v2m-rt (with one supervised worker unless the config lists some) in
+//! the background, logging to a file, and wait until it answers and a worker is connected.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use v2m_shm_proto::client::Client;
+use v2m_shm_proto::protocol::{Reply, RequestBody, StatusReport};
+
+/// Why the daemon did not come up.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UpError(pub String);
+
+/// A sibling executable of this one, else the bare name (found on PATH).
+pub fn beside_me(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Where the daemon's log goes: `$XDG_STATE_HOME/v2m/v2m-rt.log`.
+pub fn log_file() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    state.join("v2m/v2m-rt.log")
+}
+
+/// Starts v2m-rt on `socket` with `extra` arguments and waits up to `wait` for it to answer
+/// with a connected worker. Returns its status.
+pub fn up(socket: &Path, extra: &[String], wait: Duration) -> Result<StatusReport, UpError> {
+    if let Ok(mut c) = Client::connect(socket)
+        && let Ok(Reply::Status(s)) = c.request(RequestBody::Status)
+    {
+        return Ok(s);
+    }
+    let log = log_file();
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| UpError(format!("{}: {e}", dir.display())))?;
+    }
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| UpError(format!("{}: {e}", log.display())))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| UpError(format!("{}: {e}", log.display())))?;
+    let mut child = Command::new(beside_me("v2m-rt"))
+        .arg("--socket")
+        .arg(socket)
+        .arg("--default-worker")
+        .args(extra)
+        // Its own process group: Ctrl-C in this terminal is not meant for the daemon.
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| {
+            UpError(format!(
+                "cannot start v2m-rt: {e} (is it built and on PATH?)"
+            ))
+        })?;
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let last: Vec<&str> = tail.lines().rev().take(3).collect();
+            return Err(UpError(format!(
+                "v2m-rt exited ({status}): {} (log: {})",
+                last.into_iter().rev().collect::<Vec<_>>().join(" | "),
+                log.display()
+            )));
+        }
+        if let Ok(mut c) = Client::connect(socket)
+            && let Ok(Reply::Status(s)) = c.request(RequestBody::Status)
+            && s.workers.iter().any(|w| w.connected)
+        {
+            return Ok(s);
+        }
+        if start.elapsed() > wait {
+            return Err(UpError(format!(
+                "v2m-rt started but no worker connected within {wait:?}; see {}",
+                log.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

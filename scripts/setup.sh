@@ -8,6 +8,7 @@
 #   pkg-config libasound2-dev   cpal's ALSA backend (capture)
 #   espeak-ng sox               synthetic speech and audio conversion for fixtures
 #   pocketsphinx-testdata       real recorded English speech with reference transcripts
+#   xvfb xclip                  an X server and clipboard tool for the --clipboard test
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -23,7 +24,7 @@ as_root() {
     fi
 }
 
-apt_packages=(pkg-config libasound2-dev espeak-ng sox pocketsphinx-testdata)
+apt_packages=(pkg-config libasound2-dev espeak-ng sox pocketsphinx-testdata xvfb xclip)
 
 install_apt() {
     local missing=()

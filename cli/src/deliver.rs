@@ -41,6 +41,8 @@ fn on_path(program: &str) -> bool {
 }
 
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), DeliveryError> {
+    // No pipes but stdin: clipboard tools fork a process that keeps the selection and would
+    // hold a captured stdout or stderr open forever.
     let mut child = Command::new(program)
         .args(args)
         .stdin(if stdin.is_some() {
@@ -49,24 +51,22 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), Delivery
             Stdio::null()
         })
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| DeliveryError(format!("{program}: {e}")))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+    if let Some(text) = stdin
+        && let Some(mut pipe) = child.stdin.take()
+    {
         pipe.write_all(text.as_bytes())
             .map_err(|e| DeliveryError(format!("{program}: {e}")))?;
     }
-    let out = child
-        .wait_with_output()
+    let status = child
+        .wait()
         .map_err(|e| DeliveryError(format!("{program}: {e}")))?;
-    if out.status.success() {
+    if status.success() {
         Ok(())
     } else {
-        Err(DeliveryError(format!(
-            "{program} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(DeliveryError(format!("{program} failed ({status})")))
     }
 }
 

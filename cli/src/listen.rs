@@ -86,6 +86,7 @@ mod tests {
             worker: "w".into(),
             stop_to_final_ms: 1.0,
             timings: Timings::default(),
+            capture_to_read: Default::default(),
         });
         let mut out = Vec::new();
         let mut r = Renderer::new(true);

@@ -24,6 +24,9 @@ fn final_text() -> FinalText {
         worker: "w0".into(),
         stop_to_final_ms: 31.5,
         timings: timings(),
+        capture_to_read: ReadLag {
+            counts: vec![0, 0, 3, 17, 1],
+        },
     }
 }
 

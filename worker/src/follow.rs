@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{
-    self, Assignment, DaemonMessage, FinalText, Hello, PeerMessage, ProvisionalText, Role,
+    self, Assignment, DaemonMessage, FinalText, Hello, PeerMessage, ProvisionalText, ReadLag, Role,
     WorkerHealth, WorkerIdentity, WorkerMessage,
 };
 use v2m_shm_proto::ring::{Frame, RingReader};
@@ -45,6 +46,10 @@ enum Inbox {
 struct Active {
     id: u64,
     stream: SessionStream,
+    /// When the worker took the session up (CLOCK_MONOTONIC ns): frames captured before it
+    /// (pre-roll, a backlog after a restart) say nothing about live latency.
+    taken_up_ns: u64,
+    capture_to_read: ReadLag,
 }
 
 /// The session whose provisional pass is running, and how to cancel it.
@@ -269,6 +274,8 @@ where
             self.active = Some(Active {
                 id,
                 stream: SessionStream::new(self.opts.policy, rec.first_seq),
+                taken_up_ns: monotonic_ns(),
+                capture_to_read: ReadLag::default(),
             });
             log::info!("following session {id} from frame {}", rec.first_seq);
             return Ok(true);
@@ -319,6 +326,12 @@ where
             if self.reader.try_read(frame).is_none() {
                 break;
             }
+            let captured = frame.meta.capture_ns;
+            if captured >= active.taken_up_ns {
+                active
+                    .capture_to_read
+                    .record(monotonic_ns().saturating_sub(captured));
+            }
             if let Some(e) = end
                 && frame.seq >= e
             {
@@ -335,6 +348,7 @@ where
             model.canceller().reset();
             let (text, timings) = active.stream.finish(model)?;
             let lost = active.stream.lost();
+            let capture_to_read = std::mem::take(&mut active.capture_to_read);
             self.active = None;
             for u in updates {
                 self.send_provisional(id, u)?;
@@ -346,6 +360,7 @@ where
                 worker: self.opts.name.clone(),
                 stop_to_final_ms: 0.0,
                 timings,
+                capture_to_read,
             }));
         }
         // Provisional passes only when caught up: while replaying a backlog they would be stale.

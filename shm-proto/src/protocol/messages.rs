@@ -7,10 +7,11 @@
 //! Postcard encodes enums by variant index: append new variants at the end and bump
 //! [`PROTOCOL_VERSION`] for any other change.
 
+use super::ReadLag;
 use serde::{Deserialize, Serialize};
 
 /// Version both ends put in their hello; v2m-rt refuses a peer with another.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// First message on every connection, from the peer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +234,9 @@ pub struct FinalText {
     pub stop_to_final_ms: f32,
     /// Cost of the last pass.
     pub timings: Timings,
+    /// For the session's live frames (captured after the worker took the session up, so
+    /// neither pre-roll nor a backlog): how long each waited from capture to the worker's read.
+    pub capture_to_read: ReadLag,
 }
 
 /// Everything v2m-rt sends.

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Measures v2m's dictation latency end to end: each recording of a set is played in real time
+# through a FIFO microphone (no sound card needed) into a fresh v2m-rt with its worker; start is
+# pressed before it and stop at a chosen delay after its speech ends. Prints a row per run, writes
+# the runs (JSON lines) and a PNG of the distributions, and ends with the summary line:
+#   latency: n=… stop_to_final_p50_ms=… stop_to_final_p95_ms=… first_provisional_p50_ms=…
+#            provisional_interval_p50_ms=… capture_to_worker_p99_ms=… wer=…%
+#
+#   scripts/latency.sh [--set DIR]... [--delays 0,500] [--limit N] [--config FILE] [--out DIR]
+#
+#   --set DIR      WAV files with transcripts (NAME.txt or a pocketsphinx `transcription`
+#                  file); repeatable. Default: pocketsphinx-testdata's librivox and cards.
+#   --delays LIST  ms from the end of speech to stop, one run per recording each (default 0,500)
+#   --limit N      only the first N recordings
+#   --config FILE  v2m-rt config (workers, pre-roll…); default: one tiny.en worker on the CPU
+#   --out DIR      where runs.jsonl and latency.png go (default target/latency)
+#   --debug        use a debug build (faster to build, slower to run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+args=()
+out=target/latency
+profile=release
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --set|--delays|--limit) args+=("$1" "$2"); shift 2 ;;
+        --config) args+=(--config "$(realpath "$2")"); shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --debug) profile=debug; shift ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "latency.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+scripts/setup.sh
+scripts/setup-model.sh tiny.en
+
+# The plot: matplotlib in v2m's Python tools (created by setup-model.sh), installed once.
+venv=${XDG_DATA_HOME:-$HOME/.local/share}/v2m/venv
+if ! "$venv/bin/python" -c "import matplotlib" 2>/dev/null; then
+    echo "latency: installing matplotlib into $venv (for the plot)" >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check matplotlib==3.11.2
+fi
+
+if [ "$profile" = release ]; then
+    cargo build --release --locked -p v2m-rt -p v2m-worker -p v2m-tests --bins
+else
+    cargo build --locked -p v2m-rt -p v2m-worker -p v2m-tests --bins
+fi
+bin=target/$profile
+
+mkdir -p "$out"
+runs="$out/runs.jsonl"
+"$bin/v2m-latency" measure --out "$runs" "${args[@]}"
+"$venv/bin/python" scripts/latency_plot.py "$runs" "$out/latency.png"
+echo "latency: runs in $runs, plot in $out/latency.png" >&2
+# The summary again, last, for scripts that read the final line.
+"$bin/v2m-latency" summary "$runs" | tail -n 1

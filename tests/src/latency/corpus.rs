@@ -1,0 +1,157 @@
+//! The recordings to measure with: WAV files and their transcripts, and where their speech is.
+
+use crate::fifo_mic::mono16k;
+use std::path::{Path, PathBuf};
+
+/// The default sets: real recorded English speech from pocketsphinx-testdata.
+pub const DEFAULT_SETS: [&str; 2] = [
+    "/usr/share/pocketsphinx/test/data/librivox",
+    "/usr/share/pocketsphinx/test/data/cards",
+];
+
+/// One recording with its reference transcript.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    /// File stem, for the table.
+    pub name: String,
+    /// The WAV file.
+    pub wav: PathBuf,
+    /// What is said in it.
+    pub reference: String,
+}
+
+/// Reads a folder: every `*.wav` with its transcript, from `<stem>.txt` beside it, else from a
+/// pocketsphinx-style transcription file in the folder (`transcription` or `*.transcription`,
+/// lines `<s> words </s> (stem)`). A WAV without a transcript is an error that names it.
+pub fn load_set(dir: &Path) -> Result<Vec<Utterance>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut wavs = Vec::new();
+    let mut listings = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.to_ascii_lowercase().ends_with(".wav") {
+            wavs.push(path);
+        } else if name == "transcription" || name.ends_with(".transcription") {
+            listings.push(path);
+        }
+    }
+    if wavs.is_empty() {
+        return Err(format!("{}: no .wav files", dir.display()));
+    }
+    wavs.sort();
+    let listed: Vec<(String, String)> = listings
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(parse_listing_line)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    wavs.into_iter()
+        .map(|wav| {
+            let stem = wav
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let txt = wav.with_extension("txt");
+            let reference = match std::fs::read_to_string(&txt) {
+                Ok(t) => t.trim().to_string(),
+                Err(_) => listed
+                    .iter()
+                    .find(|(id, _)| *id == stem)
+                    .map(|(_, t)| t.clone())
+                    .ok_or_else(|| {
+                        format!(
+                            "{}: no transcript ({} or a transcription file)",
+                            wav.display(),
+                            txt.display()
+                        )
+                    })?,
+            };
+            Ok(Utterance {
+                name: stem,
+                wav,
+                reference,
+            })
+        })
+        .collect()
+}
+
+/// `<s> words </s> (id)` → (id, words).
+fn parse_listing_line(line: &str) -> Option<(String, String)> {
+    let open = line.rfind('(')?;
+    let id = line[open + 1..]
+        .trim()
+        .strip_suffix(')')?
+        .trim()
+        .to_string();
+    let words = line[..open]
+        .replace("<s>", " ")
+        .replace("</s>", " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some((id, words))
+}
+
+/// Where speech begins and ends in a recording, seconds from its start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpeechSpan {
+    /// First 10 ms window above the threshold.
+    pub onset_s: f64,
+    /// End of the last window above it.
+    pub end_s: f64,
+}
+
+/// Finds the speech in `wav` by energy: 10 ms windows louder than a tenth of the loud end of
+/// the recording (its 95th-percentile window), with a floor for near-silent files.
+pub fn speech_span(wav: &Path) -> Result<SpeechSpan, String> {
+    span_of(&mono16k(wav)).ok_or_else(|| format!("{}: no speech found", wav.display()))
+}
+
+fn span_of(samples: &[f32]) -> Option<SpeechSpan> {
+    const WINDOW: usize = 160;
+    let rms: Vec<f32> = samples
+        .chunks(WINDOW)
+        .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).sqrt())
+        .collect();
+    let mut sorted = rms.clone();
+    sorted.sort_by(f32::total_cmp);
+    let loud = *sorted.get(sorted.len() * 95 / 100)?;
+    let threshold = (loud * 0.1).max(0.003);
+    let first = rms.iter().position(|&r| r > threshold)?;
+    let last = rms.iter().rposition(|&r| r > threshold)?;
+    Some(SpeechSpan {
+        onset_s: (first * WINDOW) as f64 / 16_000.0,
+        end_s: ((last + 1) * WINDOW).min(samples.len()) as f64 / 16_000.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_lines_parse() {
+        assert_eq!(
+            parse_listing_line("<s> ten of clubs  </s> (001)"),
+            Some(("001".into(), "ten of clubs".into()))
+        );
+        assert_eq!(parse_listing_line("no id here"), None);
+    }
+
+    #[test]
+    fn the_span_is_where_the_sound_is() {
+        let mut x = vec![0.0f32; 16_000 * 3];
+        for (i, s) in x[8_000..40_000].iter_mut().enumerate() {
+            *s = 0.3 * (i as f32 * 0.1).sin();
+        }
+        let span = span_of(&x).unwrap();
+        assert!((span.onset_s - 0.5).abs() < 0.011, "{span:?}");
+        assert!((span.end_s - 2.5).abs() < 0.011, "{span:?}");
+        assert_eq!(span_of(&[0.0; 16_000]), None);
+    }
+}

@@ -1,0 +1,199 @@
+//! The table, the summary line and the percentiles behind them.
+
+use super::measure::Measurement;
+use v2m_shm_proto::protocol::ReadLag;
+
+/// Nearest-rank percentile (`p` in 0..=100) of `values`; `None` when empty.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0 * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
+/// The table's header.
+pub fn header() -> String {
+    format!(
+        "{:<40} {:>6} {:>7} {:>10} {:>10} {:>9} {:>9} {:>10} {:>6}  text",
+        "utterance",
+        "stop+",
+        "speech",
+        "stop→fin",
+        "end→fin",
+        "1st prov",
+        "prov int",
+        "cap→wk99",
+        "WER"
+    )
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.0}"))
+}
+
+/// One row: times in ms, the utterance's own WER, what came back.
+pub fn row(m: &Measurement) -> String {
+    let wer = v2m_worker::eval::corpus_wer([(m.reference.as_str(), m.text.as_str())]);
+    format!(
+        "{:<40} {:>6} {:>7.0} {:>10.0} {:>10.0} {:>9} {:>9} {:>10} {:>5.1}%  {}",
+        truncate(&m.utterance, 40),
+        m.stop_delay_ms,
+        m.speech_ms,
+        m.stop_to_final_ms,
+        m.speech_end_to_final_ms,
+        opt(m.first_provisional_ms),
+        opt(percentile(&m.provisional_intervals_ms, 50.0)),
+        opt(m.capture_to_read.quantile_ms(0.99).map(f64::from)),
+        wer * 100.0,
+        if m.text.is_empty() {
+            "(no speech detected)"
+        } else {
+            m.text.trim()
+        }
+    )
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(n - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    }
+}
+
+/// The figures over a set of runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Runs.
+    pub n: usize,
+    /// Stop → final, median and 95th percentile.
+    pub stop_to_final_p50_ms: f64,
+    /// See above.
+    pub stop_to_final_p95_ms: f64,
+    /// Speech end → final, median.
+    pub speech_end_to_final_p50_ms: f64,
+    /// Onset → first provisional text, median over runs that had one.
+    pub first_provisional_p50_ms: Option<f64>,
+    /// Median gap between provisional events, over all runs' gaps.
+    pub provisional_interval_p50_ms: Option<f64>,
+    /// 99th percentile of capture → worker read over every live frame of every run.
+    pub capture_to_worker_p99_ms: Option<f64>,
+    /// Corpus word error rate, percent.
+    pub wer_percent: f64,
+}
+
+/// Summarises `runs`; `None` when there are none.
+pub fn summarize(runs: &[Measurement]) -> Option<Summary> {
+    if runs.is_empty() {
+        return None;
+    }
+    let pick = |f: fn(&Measurement) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let stop = pick(|m| m.stop_to_final_ms);
+    let end = pick(|m| m.speech_end_to_final_ms);
+    let first: Vec<f64> = runs.iter().filter_map(|m| m.first_provisional_ms).collect();
+    let intervals: Vec<f64> = runs
+        .iter()
+        .flat_map(|m| m.provisional_intervals_ms.iter().copied())
+        .collect();
+    let mut lag = ReadLag::default();
+    for m in runs {
+        lag.merge(&m.capture_to_read);
+    }
+    let wer =
+        v2m_worker::eval::corpus_wer(runs.iter().map(|m| (m.reference.as_str(), m.text.as_str())));
+    Some(Summary {
+        n: runs.len(),
+        stop_to_final_p50_ms: percentile(&stop, 50.0)?,
+        stop_to_final_p95_ms: percentile(&stop, 95.0)?,
+        speech_end_to_final_p50_ms: percentile(&end, 50.0)?,
+        first_provisional_p50_ms: percentile(&first, 50.0),
+        provisional_interval_p50_ms: percentile(&intervals, 50.0),
+        capture_to_worker_p99_ms: lag.quantile_ms(0.99).map(f64::from),
+        wer_percent: wer * 100.0,
+    })
+}
+
+impl Summary {
+    /// The line scripts read: `latency: n=… wer=…%`.
+    pub fn line(&self) -> String {
+        format!(
+            "latency: n={} stop_to_final_p50_ms={:.0} stop_to_final_p95_ms={:.0} first_provisional_p50_ms={} provisional_interval_p50_ms={} capture_to_worker_p99_ms={} wer={:.1}%",
+            self.n,
+            self.stop_to_final_p50_ms,
+            self.stop_to_final_p95_ms,
+            opt(self.first_provisional_p50_ms),
+            opt(self.provisional_interval_p50_ms),
+            opt(self.capture_to_worker_p99_ms),
+            self.wer_percent
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stop: f64, first: Option<f64>, lag_ms: &[u64], text: &str) -> Measurement {
+        let mut capture_to_read = ReadLag::default();
+        for &l in lag_ms {
+            capture_to_read.record(l * 1_000_000);
+        }
+        Measurement {
+            utterance: "u".into(),
+            stop_delay_ms: 0,
+            speech_ms: 1000.0,
+            stop_to_final_ms: stop,
+            speech_end_to_final_ms: stop + 10.0,
+            first_provisional_ms: first,
+            provisional_intervals_ms: vec![stop / 2.0],
+            capture_to_read,
+            reference: "ten of clubs".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 95.0), Some(95.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn the_summary_pools_every_run() {
+        let runs = [
+            run(100.0, Some(600.0), &[30, 30, 30], "ten of clubs"),
+            run(300.0, None, &[40, 500], "ten of hearts"),
+            run(200.0, Some(800.0), &[35], "ten of clubs"),
+        ];
+        let s = summarize(&runs).unwrap();
+        assert_eq!(s.n, 3);
+        assert_eq!(s.stop_to_final_p50_ms, 200.0);
+        assert_eq!(s.stop_to_final_p95_ms, 300.0);
+        assert_eq!(s.first_provisional_p50_ms, Some(600.0));
+        assert_eq!(s.provisional_interval_p50_ms, Some(100.0));
+        // 6 frames: the 99th percentile is the slowest one's bucket (500..501 ms).
+        assert_eq!(s.capture_to_worker_p99_ms, Some(501.0));
+        assert!((s.wer_percent - 100.0 / 9.0).abs() < 1e-9);
+        assert!(
+            s.line()
+                .starts_with("latency: n=3 stop_to_final_p50_ms=200 ")
+        );
+        assert!(s.line().ends_with("capture_to_worker_p99_ms=501 wer=11.1%"));
+        assert_eq!(summarize(&[]), None);
+    }
+}

@@ -1,0 +1,148 @@
+//! The latency tool end to end: real recordings through the FIFO microphone into the real
+//! v2m-rt and worker (tiny.en), rows, JSON lines and the summary line scripts/latency.sh reads.
+//!
+//! Needs the model (scripts/setup-model.sh tiny.en) and the workspace's binaries built
+//! (`cargo nextest run --workspace` builds them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use v2m_tests::latency::measure::Measurement;
+use v2m_tests::watchdog::Watchdog;
+
+const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("v2m-latency-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn latency() -> Command {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_v2m-latency"));
+    for needed in ["v2m-rt", "v2m-worker"] {
+        assert!(
+            exe.with_file_name(needed).exists(),
+            "{needed} is not built beside v2m-latency: run `cargo build --workspace`"
+        );
+    }
+    Command::new(exe)
+}
+
+/// Whether `line` is `latency: n=<n> …` with every figure a number.
+fn summary_fields(line: &str) -> Vec<(String, f64)> {
+    let rest = line.strip_prefix("latency: ").expect(line);
+    rest.split(' ')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect(kv);
+            let v: f64 = v.trim_end_matches('%').parse().expect(kv);
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn a_folder_of_recordings_is_measured_end_to_end() {
+    let _wd = Watchdog::arm(Duration::from_secs(400), "latency measurement");
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share"));
+    assert!(
+        data.join("v2m/models/tiny.en").exists(),
+        "the tiny.en model is missing: run scripts/setup-model.sh tiny.en"
+    );
+    // A set as a user brings one: WAV files with NAME.txt transcripts.
+    let set = scratch("set");
+    let wav = format!("{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-0870.wav");
+    std::fs::copy(&wav, set.join("dashwood.wav")).expect("pocketsphinx-testdata: scripts/setup.sh");
+    std::fs::write(
+        set.join("dashwood.txt"),
+        "and mister john dashwood had then leisure to consider how much there might be \
+         prudently in his power to do for them\n",
+    )
+    .unwrap();
+    let runs = set.join("runs.jsonl");
+    let out = latency()
+        .args(["measure", "--delays", "0,400", "--set"])
+        .arg(&set)
+        .arg("--out")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+
+    let last = stdout.lines().last().unwrap();
+    let fields = summary_fields(last);
+    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "n",
+            "stop_to_final_p50_ms",
+            "stop_to_final_p95_ms",
+            "first_provisional_p50_ms",
+            "provisional_interval_p50_ms",
+            "capture_to_worker_p99_ms",
+            "wer"
+        ]
+    );
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).unwrap().1;
+    assert_eq!(get("n"), 2.0);
+    assert!(get("wer") <= 20.0, "{last}");
+    assert!(get("stop_to_final_p50_ms") > 0.0);
+    assert!(get("capture_to_worker_p99_ms") > 0.0);
+    // A provisional pass every ~500 ms while speaking (the worker's policy).
+    let interval = get("provisional_interval_p50_ms");
+    assert!((300.0..1500.0).contains(&interval), "{last}");
+
+    let measured: Vec<Measurement> = std::fs::read_to_string(&runs)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(measured.len(), 2);
+    for (m, delay) in measured.iter().zip([0, 400]) {
+        assert_eq!(m.utterance, "dashwood");
+        assert_eq!(m.stop_delay_ms, delay);
+        // Stop is pressed `delay` after the speech ends, so the final comes at least that late.
+        assert!(
+            m.speech_end_to_final_ms >= m.stop_to_final_ms + delay as f64 - 1.0,
+            "{m:?}"
+        );
+        assert!(m.speech_ms > 5_000.0 && m.speech_ms < 7_100.0, "{m:?}");
+        assert!(m.first_provisional_ms.is_some(), "{m:?}");
+        // Every live frame of ~7 s of audio was read and timed by the worker.
+        let frames = m.capture_to_read.frames();
+        assert!(frames > 250, "{frames} frames timed");
+    }
+    // `summary` reads the runs back to the same line.
+    let again = latency().arg("summary").arg(&runs).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).lines().last(),
+        Some(last)
+    );
+}
+
+#[test]
+fn a_recording_without_a_transcript_is_refused_by_name() {
+    let set = scratch("bad");
+    let wav = Path::new(LIBRIVOX).join("sense_and_sensibility_01_austen_64kb-0880.wav");
+    std::fs::copy(wav, set.join("lonely.wav")).unwrap();
+    let out = latency()
+        .args(["measure", "--set"])
+        .arg(&set)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("lonely.wav: no transcript"), "{err}");
+    let out = latency()
+        .args(["summary", "/nonexistent/runs.jsonl"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/runs.jsonl"));
+}

@@ -1,0 +1,253 @@
+//! The pipeline the end-to-end tests drive: the real v2m-rt on the FIFO microphone, real
+//! v2m-worker processes under its supervision, v2m-cli as a user runs it.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use v2m_tests::fifo_mic::{self, FifoMic, mic_pcm};
+use v2m_worker::eval::corpus_wer;
+
+const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
+
+pub fn recording(id: &str) -> (PathBuf, String) {
+    let wav = PathBuf::from(format!(
+        "{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-{id}.wav"
+    ));
+    let all = std::fs::read_to_string(format!("{LIBRIVOX}/transcription"))
+        .expect("pocketsphinx-testdata missing: run scripts/setup.sh");
+    let line = all
+        .lines()
+        .find(|l| l.contains(&format!("-{id})")))
+        .unwrap();
+    let text = line
+        .replace("<s>", "")
+        .replace("</s>", "")
+        .split(" (")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    (wav, text)
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let cli = PathBuf::from(env!("CARGO_BIN_EXE_v2m-cli"));
+    let p = cli.parent().unwrap().join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` (cargo nextest run --workspace builds it)",
+        p.display()
+    );
+    p
+}
+
+pub fn model_check() {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share"));
+    assert!(
+        data.join("v2m/models/tiny.en").exists(),
+        "the tiny.en model is missing: run scripts/setup-model.sh tiny.en"
+    );
+}
+
+pub struct Pipeline {
+    pub daemon: Child,
+    pub socket: PathBuf,
+    pub dir: PathBuf,
+    pub mic: FifoMic,
+    /// v2m-rt's (and its workers') stderr, when captured.
+    pub log: Option<PathBuf>,
+}
+
+impl Pipeline {
+    /// With one tiny.en worker on the CPU, v2m-rt's output on this test's stderr.
+    pub fn start(name: &str) -> Pipeline {
+        let worker = vec![
+            bin("v2m-worker").display().to_string(),
+            "run".into(),
+            "--ep".into(),
+            "cpu".into(),
+            "--threads".into(),
+            "2".into(),
+        ];
+        Pipeline::start_with(name, &worker, false)
+    }
+
+    /// With `worker` as the one supervised worker command; `log`: v2m-rt's stderr goes to
+    /// `<dir>/v2m-rt.log` (see [`Pipeline::log_text`]).
+    pub fn start_with(name: &str, worker: &[String], log: bool) -> Pipeline {
+        model_check();
+        let dir = std::env::temp_dir().join(format!("v2m-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mic = FifoMic::new(&dir);
+        let socket = dir.join("control.sock");
+        let config = dir.join("config.toml");
+        let command: Vec<String> = worker.iter().map(|a| format!("{a:?}")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "[rt]\nstop_timeout_ms = 60000\n[[workers]]\nname = \"tiny\"\ncommand = [{}]\n",
+                command.join(", ")
+            ),
+        )
+        .unwrap();
+        let log = log.then(|| dir.join("v2m-rt.log"));
+        let mut cmd = Command::new(bin("v2m-rt"));
+        cmd.args(["--device", fifo_mic::DEVICE, "--socket"])
+            .arg(&socket)
+            .arg("--config")
+            .arg(&config)
+            .env("XDG_CONFIG_HOME", mic.xdg_config_home())
+            .stdin(Stdio::null());
+        if let Some(path) = &log {
+            cmd.stderr(std::fs::File::create(path).unwrap());
+        }
+        let daemon = cmd.spawn().unwrap();
+        let p = Pipeline {
+            daemon,
+            socket,
+            dir,
+            mic,
+            log,
+        };
+        // Ready when the worker has said hello (the model is loaded and warm).
+        p.wait_for_worker(Duration::from_secs(300));
+        p
+    }
+
+    /// Waits until a worker that owns finals is connected.
+    pub fn wait_for_worker(&self, limit: Duration) {
+        let since = Instant::now();
+        while !self
+            .cli(&["status"])
+            .stdout_str()
+            .contains("connected, owns finals")
+        {
+            assert!(
+                since.elapsed() < limit,
+                "no worker connected within {limit:?}{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The captured log, if any, for messages.
+    pub fn log_text(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| format!("\nv2m-rt log:\n{t}"))
+            .unwrap_or_default()
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_v2m-cli"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn cli_spawn(&self, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_v2m-cli"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The supervised worker's pid: the `v2m-worker` process among the daemon's descendants
+    /// (a wrapper such as the cgroup script may stand between them).
+    pub fn worker_pid(&self) -> Option<u32> {
+        let mut todo = vec![self.daemon.id()];
+        while let Some(pid) = todo.pop() {
+            let tasks = format!("/proc/{pid}/task");
+            for t in std::fs::read_dir(tasks).ok()?.flatten() {
+                let children =
+                    std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                    let comm =
+                        std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                    if comm.trim() == "v2m-worker" {
+                        return Some(child);
+                    }
+                    todo.push(child);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.cli(&["shutdown"]);
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.daemon.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+pub trait OutputExt {
+    fn stdout_str(&self) -> String;
+    fn code(&self) -> i32;
+}
+
+impl OutputExt for Output {
+    fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {}: {}",
+        out.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout_str().trim().to_string()
+}
+
+pub fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let w = corpus_wer([(reference, hypothesis)]);
+    eprintln!(
+        "reference: {reference}\nv2m:       {hypothesis}\nWER {:.1}%",
+        w * 100.0
+    );
+    w
+}
+
+pub fn words(s: &str) -> Vec<String> {
+    v2m_worker::eval::normalize(s)
+}
+
+/// Plays `wav` into the microphone; returns when its first sample went in, and its length.
+pub fn play(p: &Pipeline, wav: &Path) -> (Instant, Duration) {
+    let clip = p.mic.play(&mic_pcm(wav));
+    (clip.wait_started(), Duration::from_secs_f64(clip.seconds))
+}
+
+/// The bound for one utterance: WER at most 20%, or two word errors for a short one (the
+/// 8-word recording streams "ill disposed" as "old-sposed" now and then: two errors).
+pub fn close_enough(reference: &str, hypothesis: &str) -> bool {
+    let errors = wer(reference, hypothesis) * words(reference).len() as f64;
+    errors <= (0.2 * words(reference).len() as f64).max(2.0) + 1e-9
+}

@@ -216,14 +216,7 @@ fn a_worker_over_its_memory_limit_is_killed_and_restarted_while_capture_goes_on(
         "1G".into(),
         "--".into(),
     ];
-    worker.extend([
-        bin("v2m-worker").display().to_string(),
-        "run".into(),
-        "--ep".into(),
-        "cpu".into(),
-        "--threads".into(),
-        "2".into(),
-    ]);
+    worker.extend(tiny_worker());
     let p = Pipeline::start_with("cgroup-oom", &worker, true);
     let pid = p.worker_pid().expect("the supervised worker runs");
     let (group, v2) = group_of(pid, "memory");

@@ -45,13 +45,7 @@ fn summary_fields(line: &str) -> Vec<(String, f64)> {
 #[test]
 fn a_folder_of_recordings_is_measured_end_to_end() {
     let _wd = Watchdog::arm(Duration::from_secs(400), "latency measurement");
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share"));
-    assert!(
-        data.join("v2m/models/tiny.en").exists(),
-        "the tiny.en model is missing: run scripts/setup-model.sh tiny.en"
-    );
+    v2m_tests::require_model("tiny.en");
     // A set as a user brings one: WAV files with NAME.txt transcripts.
     let set = scratch("set");
     let wav = format!("{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-0870.wav");

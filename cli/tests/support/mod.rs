@@ -43,13 +43,19 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 pub fn model_check() {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share"));
-    assert!(
-        data.join("v2m/models/tiny.en").exists(),
-        "the tiny.en model is missing: run scripts/setup-model.sh tiny.en"
-    );
+    v2m_tests::require_model("tiny.en");
+}
+
+/// The supervised worker of these tests: tiny.en on the CPU with 2 threads.
+pub fn tiny_worker() -> Vec<String> {
+    vec![
+        bin("v2m-worker").display().to_string(),
+        "run".into(),
+        "--ep".into(),
+        "cpu".into(),
+        "--threads".into(),
+        "2".into(),
+    ]
 }
 
 pub struct Pipeline {
@@ -64,15 +70,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// With one tiny.en worker on the CPU, v2m-rt's output on this test's stderr.
     pub fn start(name: &str) -> Pipeline {
-        let worker = vec![
-            bin("v2m-worker").display().to_string(),
-            "run".into(),
-            "--ep".into(),
-            "cpu".into(),
-            "--threads".into(),
-            "2".into(),
-        ];
-        Pipeline::start_with(name, &worker, false)
+        Pipeline::start_with(name, &tiny_worker(), false)
     }
 
     /// With `worker` as the one supervised worker command; `log`: v2m-rt's stderr goes to

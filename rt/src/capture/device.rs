@@ -159,10 +159,23 @@ impl CaptureQueue {
     ) -> (CallbackWriter, CaptureQueue) {
         let capacity =
             ((seconds.max(0.1) * rate as f32) as usize * channels.max(1) as usize).max(4096);
-        let (samples_tx, samples) = rtrb::RingBuffer::new(capacity);
-        let (stamps_tx, stamps) = rtrb::RingBuffer::new(4096);
+        let (mut samples_tx, mut samples) = rtrb::RingBuffer::new(capacity);
+        let (mut stamps_tx, mut stamps) = rtrb::RingBuffer::new(4096);
+        prefault(&mut samples_tx, &mut samples);
+        prefault(&mut stamps_tx, &mut stamps);
         let writer = CallbackWriter::new(samples_tx, stamps_tx, rate, channels, stats);
         (writer, CaptureQueue { samples, stamps })
+    }
+}
+
+/// Writes through the whole of a fresh queue once and reads it back, so that its pages are
+/// mapped now: a first touch from the callback would be a page fault on the realtime path.
+fn prefault<T: Copy + Default>(tx: &mut rtrb::Producer<T>, rx: &mut rtrb::Consumer<T>) {
+    if let Ok(chunk) = tx.write_chunk_uninit(tx.slots()) {
+        chunk.fill_from_iter(std::iter::repeat(T::default()));
+    }
+    if let Ok(chunk) = rx.read_chunk(rx.slots()) {
+        chunk.commit_all();
     }
 }
 

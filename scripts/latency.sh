@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
         --config) args+=(--config "$(realpath "$2")"); shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --debug) profile=debug; shift ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "latency.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
         --name) name="${2:?--name needs a name}"; shift 2 ;;
         --cgroup) want="${2:?--cgroup needs auto, v2 or v1}"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown option $1 (the command goes after --; see --help)" ;;
     esac
 done

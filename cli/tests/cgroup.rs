@@ -279,3 +279,81 @@ fn a_worker_over_its_memory_limit_is_killed_and_restarted_while_capture_goes_on(
     let text = ok(p.cli(&["stop"]));
     assert!(close_enough(&reference, &text), "{text}");
 }
+
+/// The cgroup v2 choice, on a stand-in tree (this machine's v2 hierarchy has no controllers):
+/// the group goes beside the script's own, under the nearest ancestor that offers the
+/// controllers, which get enabled there; the limits are written in v2's files and the command
+/// is put in the group. Plain files stand in for the kernel's, so only the choice and the
+/// writes are checked here; the kernel's side is the v1 tests above.
+#[test]
+fn cgroup_v2_goes_beside_our_own_group_with_the_limits_in_v2_files() {
+    let _wd = Watchdog::arm(Duration::from_secs(60), "cgroup v2 choice");
+    let dir = scratch("v2");
+    let root = dir.join("cg");
+    let own = root.join("user.slice/app.slice/term.scope");
+    std::fs::create_dir_all(&own).unwrap();
+    let put = |p: PathBuf, s: &str| std::fs::write(p, s).unwrap();
+    // The top offers no memory: the group must not go there.
+    put(root.join("cgroup.controllers"), "cpu io pids\n");
+    put(root.join("cgroup.subtree_control"), "cpu\n");
+    let app = root.join("user.slice/app.slice");
+    put(
+        root.join("user.slice/cgroup.controllers"),
+        "cpu io memory pids\n",
+    );
+    put(
+        root.join("user.slice/cgroup.subtree_control"),
+        "cpu memory\n",
+    );
+    put(app.join("cgroup.controllers"), "cpu io memory pids\n");
+    put(app.join("cgroup.subtree_control"), "memory pids\n");
+    put(own.join("cgroup.controllers"), "cpu memory\n");
+    put(own.join("cgroup.procs"), "1\n");
+    put(
+        dir.join("mounts"),
+        &format!("cgroup2 {} cgroup2 rw 0 0\n", root.display()),
+    );
+    put(dir.join("self"), "0::/user.slice/app.slice/term.scope\n");
+
+    let out = Command::new(script())
+        .args(["--cgroup", "v2", "--memory-max", "64M", "--cpu-quota", "50"])
+        .args(["--name", "dictation", "--", "sh", "-c", "echo $$"])
+        .env("V2M_CGROUP_MOUNTS", dir.join("mounts"))
+        .env("V2M_CGROUP_SELF", dir.join("self"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let group = app.join("dictation");
+    assert!(
+        err.contains(&format!("cgroup v2 {}", group.display())),
+        "{err}"
+    );
+    assert_eq!(read(&group.join("memory.max")), (64u64 << 20).to_string());
+    assert_eq!(read(&group.join("cpu.max")), "50000 100000");
+    // cpu was not enabled below app.slice yet: the script asked for it.
+    assert_eq!(read(&app.join("cgroup.subtree_control")), "+cpu");
+    // The command itself (its pid survives `exec`) was written into the group.
+    assert_eq!(
+        read(&group.join("cgroup.procs")),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+
+    // Without any ancestor that offers memory, v2 is refused with the reason.
+    put(app.join("cgroup.controllers"), "cpu io pids\n");
+    put(root.join("user.slice/cgroup.controllers"), "cpu io pids\n");
+    let out = Command::new(script())
+        .args(["--cgroup", "v2", "--memory-max", "64M", "--name", "other"])
+        .args(["--", "true"])
+        .env("V2M_CGROUP_MOUNTS", dir.join("mounts"))
+        .env("V2M_CGROUP_SELF", dir.join("self"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot use cgroup v2") && err.contains("memory"),
+        "{err}"
+    );
+    assert!(!app.join("other").exists());
+}

@@ -11,6 +11,7 @@ use v2m_rt::capture::{self, DspParams, DspShared, spawn_dsp_thread};
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::ring::{self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
 use v2m_tests::fifo_mic::{self, FifoMic, mono16k, sox_raw};
+use v2m_tests::signal::correlation;
 use v2m_tests::watchdog::Watchdog;
 
 const SPEECH: &str =
@@ -20,14 +21,6 @@ fn rms_frames(x: &[f32]) -> Vec<f32> {
     x.chunks(FRAME_SAMPLES)
         .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).sqrt())
         .collect()
-}
-
-fn correlation(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len());
-    let dot: f64 = (0..n).map(|i| a[i] as f64 * b[i] as f64).sum();
-    let na: f64 = a[..n].iter().map(|x| (*x as f64).powi(2)).sum();
-    let nb: f64 = b[..n].iter().map(|x| (*x as f64).powi(2)).sum();
-    dot / (na.sqrt() * nb.sqrt())
 }
 
 #[test]

@@ -11,15 +11,8 @@ use v2m_shm_proto::client::Client;
 use v2m_shm_proto::protocol::{Reply, RequestBody, Timings, WorkerMessage};
 use v2m_shm_proto::ring::{FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
 use v2m_tests::fifo_mic::{mono16k, sox_raw};
+use v2m_tests::signal::correlation;
 use v2m_tests::watchdog::Watchdog;
-
-fn correlation(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len());
-    let dot: f64 = (0..n).map(|i| a[i] as f64 * b[i] as f64).sum();
-    let na: f64 = a[..n].iter().map(|x| (*x as f64).powi(2)).sum();
-    let nb: f64 = b[..n].iter().map(|x| (*x as f64).powi(2)).sum();
-    dot / (na.sqrt() * nb.sqrt())
-}
 
 /// Where `speech` best lines up inside `out`, and how well.
 fn align(speech: &[f32], out: &[f32]) -> (usize, f64) {

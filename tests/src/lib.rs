@@ -5,7 +5,9 @@ pub mod alloc_counter;
 pub mod fifo_mic;
 pub mod latency;
 pub mod pattern;
+pub mod process;
 pub mod ring_peer;
+pub mod signal;
 pub mod watchdog;
 
 /// Fails the calling test, saying how to install it, unless the Whisper model `name` is set up

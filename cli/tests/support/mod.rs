@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use v2m_tests::fifo_mic::{self, FifoMic, mic_pcm};
+use v2m_tests::process::wait_or_kill;
 use v2m_worker::eval::corpus_wer;
 
 const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
@@ -188,15 +189,7 @@ impl Pipeline {
 impl Drop for Pipeline {
     fn drop(&mut self) {
         let _ = self.cli(&["shutdown"]);
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.daemon.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
+        wait_or_kill(&mut self.daemon, Duration::from_secs(10));
     }
 }
 

@@ -2,6 +2,7 @@
 //! worker, a control connection and a subscribed one whose events are stamped on arrival.
 
 use crate::fifo_mic::{self, FifoMic};
+use crate::process::wait_or_kill;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -31,7 +32,6 @@ pub struct Rig {
     /// Every event, with the instant it arrived.
     pub events: Receiver<(Instant, Event)>,
     daemon: Child,
-    socket: PathBuf,
 }
 
 impl Rig {
@@ -53,70 +53,64 @@ impl Rig {
         if let Some(c) = &opts.config {
             cmd.arg("--config").arg(c);
         }
-        let daemon = cmd
+        let mut daemon = cmd
             .spawn()
             .map_err(|e| format!("{}: {e}", opts.rt.display()))?;
-        let mut rig_daemon = Some(daemon);
-        let started = Instant::now();
-        let fail = |daemon: &mut Option<Child>, why: String| {
-            if let Some(mut d) = daemon.take() {
-                let _ = d.kill();
-                let _ = d.wait();
+        match connect(&socket, opts.ready_timeout, &mut daemon) {
+            Ok((control, events)) => Ok(Rig {
+                mic,
+                control,
+                events,
+                daemon,
+            }),
+            Err(why) => {
+                wait_or_kill(&mut daemon, Duration::ZERO);
+                Err(format!("{why} (log: {})", log_path.display()))
             }
-            Err(format!("{why} (log: {})", log_path.display()))
-        };
-        let control = loop {
-            if let Some(Ok(Some(st))) = rig_daemon.as_mut().map(Child::try_wait) {
-                return fail(&mut rig_daemon, format!("v2m-rt exited: {st}"));
-            }
-            if started.elapsed() > opts.ready_timeout {
-                return fail(&mut rig_daemon, "no worker connected in time".into());
-            }
-            if let Ok(mut c) = Client::connect(&socket)
-                && let Ok(Reply::Status(s)) = c.request(RequestBody::Status)
-                && s.workers.iter().any(|w| w.connected && w.owns_finals)
-            {
-                break c;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let mut sub = Client::connect(&socket).map_err(|e| e.to_string())?;
-        sub.request(RequestBody::Subscribe)
-            .map_err(|e| e.to_string())?;
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            while let Ok(e) = sub.next_event(None) {
-                if tx.send((Instant::now(), e)).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Rig {
-            mic,
-            control,
-            events,
-            daemon: rig_daemon.take().expect("the daemon runs"),
-            socket,
-        })
+        }
     }
+}
 
-    /// The control socket.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
+/// Waits for v2m-rt to answer with a worker that owns finals; then a control connection and a
+/// subscribed one whose events a thread stamps on arrival.
+fn connect(
+    socket: &Path,
+    timeout: Duration,
+    daemon: &mut Child,
+) -> Result<(Client, Receiver<(Instant, Event)>), String> {
+    let started = Instant::now();
+    let control = loop {
+        if let Ok(Some(st)) = daemon.try_wait() {
+            return Err(format!("v2m-rt exited: {st}"));
+        }
+        if started.elapsed() > timeout {
+            return Err("no worker connected in time".into());
+        }
+        if let Ok(mut c) = Client::connect(socket)
+            && let Ok(Reply::Status(s)) = c.request(RequestBody::Status)
+            && s.workers.iter().any(|w| w.connected && w.owns_finals)
+        {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut sub = Client::connect(socket).map_err(|e| e.to_string())?;
+    sub.request(RequestBody::Subscribe)
+        .map_err(|e| e.to_string())?;
+    let (tx, events) = mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok(e) = sub.next_event(None) {
+            if tx.send((Instant::now(), e)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok((control, events))
 }
 
 impl Drop for Rig {
     fn drop(&mut self) {
         let _ = self.control.request(RequestBody::Shutdown);
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.daemon.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
+        wait_or_kill(&mut self.daemon, Duration::from_secs(10));
     }
 }

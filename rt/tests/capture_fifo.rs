@@ -72,6 +72,8 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
     };
     let dsp = spawn_dsp_thread(params, writer).unwrap();
     std::thread::sleep(Duration::from_secs_f64(mic_seconds + 1.0));
+    // A stream error (an ALSA overrun cpal recovered from, say) explains a failure below.
+    let stream_error = capture.last_error.lock().unwrap().clone();
     drop(capture);
     drop(mic_device);
     // The stream is closed; let the DSP thread finish what the queue still holds.
@@ -156,7 +158,7 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
     eprintln!("onsets: source {o_orig}, captured {o_out}; correlation {best:.4} at lag {lag}");
     assert!(
         best > 0.99,
-        "resampled capture differs from the source: {best}"
+        "resampled capture differs from the source: {best} (stream error: {stream_error:?})"
     );
     let speech_start = (16_000 + lag) as usize;
 

@@ -133,6 +133,20 @@ fn a_recording_without_a_transcript_is_refused_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("lonely.wav: no transcript"), "{err}");
+    // A folder without recordings, and delays that are not numbers.
+    let empty = scratch("empty");
+    let out = latency()
+        .args(["measure", "--set"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no .wav files"));
+    let out = latency()
+        .args(["measure", "--delays", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     let out = latency()
         .args(["summary", "/nonexistent/runs.jsonl"])
         .output()

@@ -66,7 +66,8 @@ fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
         &["-r", "48000", "-c", "2"],
         &["pad", "1", "1"],
     );
-    d.wait_frames(10);
+    // Enough captured for the whole 300 ms pre-roll to exist before `start`.
+    d.wait_frames(25);
     let mut c = d.client();
     let Reply::Started { session_id, .. } = c.request(RequestBody::Start).unwrap() else {
         panic!()
@@ -101,6 +102,16 @@ fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
         frames
             .iter()
             .all(|f| !f.meta.flags.contains(FrameFlags::DISCONTINUITY))
+    );
+    // The pre-roll: 300 ms published before the session began, so not marked as its own (the
+    // DSP thread sees the new id a block later, hence up to two more).
+    let unmarked = frames
+        .iter()
+        .take_while(|f| f.meta.session_id != session_id)
+        .count();
+    assert!(
+        (15..=17).contains(&unmarked),
+        "the session should reach back 300 ms (15 frames) before start: {unmarked}"
     );
     // The frames add up to the time the session was open, plus the 300 ms pre-roll.
     let expected = (stopped.as_secs_f64() + 0.3) / 0.02;

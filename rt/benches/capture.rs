@@ -4,7 +4,8 @@
 //!
 //! Last line: `rt: callback_max_us=… dsp_frame_p99_us=… allocs_after_start=… capture_to_ring_p99_us=…`
 //! capture_to_ring is from a frame's first captured sample to its publish: it includes the
-//! 20 ms frame itself, the ALSA period the callback waits for, and the resampler's delay.
+//! 20 ms frame itself and the resampler's delay (the anti-aliasing filter's group delay, printed
+//! on the line before as `resampler_delay_us`); the rest is v2m-rt's own callback→DSP→publish.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -31,14 +32,16 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
     let s = d.status();
     let c = s.capture;
+    let resampler = v2m_rt::dsp::MonoResampler::new(v2m_tests::fifo_mic::RATE).unwrap();
     println!(
-        "rt: audio_s={played:.1} frames={} callbacks={} samples_dropped={} callback_p99_us={:.0} dsp_frame_p50_us={:.0} capture_to_ring_p50_us={:.0}",
+        "rt: audio_s={played:.1} frames={} callbacks={} samples_dropped={} callback_p99_us={:.0} dsp_frame_p50_us={:.0} capture_to_ring_p50_us={:.0} resampler_delay_us={}",
         s.ring.frames_written,
         c.callbacks,
         s.ring.samples_dropped,
         c.callback_p99_us,
         c.dsp_frame_p50_us,
-        c.capture_to_ring_p50_us
+        c.capture_to_ring_p50_us,
+        resampler.delay() as u64 * 1_000_000 / 16_000
     );
     println!(
         "rt: callback_max_us={:.0} dsp_frame_p99_us={:.0} allocs_after_start={} capture_to_ring_p99_us={:.0}",

@@ -2,7 +2,7 @@
 //! FIFO, written at real-time pace by a feeder thread (recipe: docs/fifo-microphone.md).
 //!
 //! The feeder plays queued audio (48 kHz stereo S16_LE) and silence in between and after,
-//! 10 ms every 10 ms on a fixed schedule, so the stream time of any byte is known. It opens
+//! 5 ms every 5 ms (one typical ALSA period, as a sound card delivers) on a fixed schedule, so the stream time of any byte is known. It opens
 //! the FIFO read-write, so ALSA's probing never makes it see SIGPIPE.
 
 use std::collections::VecDeque;
@@ -20,7 +20,9 @@ pub const DEVICE: &str = "alsa:v2mmic";
 pub const RATE: u32 = 48_000;
 /// Bytes per second of the FIFO stream.
 pub const BYTES_PER_SECOND: u64 = 48_000 * 4;
-const BLOCK: usize = 1_920; // 10 ms
+/// Bytes per write: 5 ms.
+const BLOCK: usize = 960;
+const BLOCK_TIME: Duration = Duration::from_millis(5);
 
 struct Feed {
     queue: VecDeque<u8>,
@@ -133,7 +135,7 @@ impl FifoMic {
                     let ns = offset * 1_000_000_000 / BYTES_PER_SECOND;
                     *t.lock().unwrap() = Some(written + Duration::from_nanos(ns));
                 }
-                due += Duration::from_millis(10);
+                due += BLOCK_TIME;
                 match due.checked_duration_since(Instant::now()) {
                     Some(wait) => std::thread::sleep(wait),
                     None if Instant::now() - due > Duration::from_millis(50) => {

@@ -1,8 +1,9 @@
 //! The DSP thread: drains the capture queue through the DSP chain into the ring.
 //!
 //! Once running it allocates nothing and takes no lock (it declares itself realtime to the
-//! counting allocator after its first block); with the queue empty it sleeps 2 ms (rtrb has
-//! no blocking read, and waking it from the callback would put a syscall there).
+//! counting allocator after its first block). rtrb has no blocking read, and waking this
+//! thread from the callback would put a syscall there, so with the queue empty it sleeps until
+//! just after the next callback is due, judged from the last one (see [`idle_wait`]).
 
 use super::callback::{CallbackStats, Stamp};
 use super::device::CaptureQueue;
@@ -144,6 +145,8 @@ fn run(
     let mut stamp = Stamp::default();
     let mut anchored = false;
     let mut session = 0;
+    // The newest callback's block: (when it ended, its length), ns.
+    let mut last_block: Option<(u64, u64)> = None;
     while !stop.load(Ordering::Acquire) {
         let available = p.queue.samples.slots();
         let usable = available - available % channels;
@@ -156,7 +159,7 @@ fn run(
                 stats.store(dsp.stats());
                 stats.drained.store(true, Ordering::Release);
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(idle_wait(last_block, monotonic_ns()));
             continue;
         }
         let began = monotonic_ns();
@@ -168,16 +171,21 @@ fn run(
         if p.callback_stats.discontinuity.swap(false, Ordering::AcqRel) {
             dsp.mark_discontinuity();
         }
-        // The latest stamp at or before the block's first sample dates it.
+        // The newest stamp inside the block dates it: callbacks that came back to back were
+        // all stamped at their arrival, and only the last of them says when the block ended.
         while let Ok(next) = p.queue.stamps.peek()
-            && next.sample_index <= index
+            && next.sample_index < index + usable as u64
         {
             stamp = *next;
             anchored = true;
             let _ = p.queue.stamps.pop();
         }
         let capture_ns = if anchored {
-            stamp.capture_ns + ((index - stamp.sample_index) as f64 * ns_per_sample) as u64
+            let back = stamp.sample_index as f64 - index as f64;
+            let newest_ns =
+                (index + usable as u64).saturating_sub(stamp.sample_index) as f64 * ns_per_sample;
+            last_block = Some((stamp.capture_ns + newest_ns as u64, newest_ns as u64));
+            (stamp.capture_ns as f64 - back * ns_per_sample).max(0.0) as u64
         } else {
             0
         };
@@ -200,4 +208,67 @@ fn run(
     alloc_count::set_realtime(false);
     stats.store(dsp.stats());
     Ok(dsp.into_writer())
+}
+
+/// How long to sleep with the queue empty, given the newest callback's block (when it ended and
+/// its length, ns): until its successor is due plus a little (callbacks come one period apart),
+/// briefly when that is overdue, and 2 ms when there is no rhythm to go by (no callback yet, or
+/// none for a while: paused, a file, a stalled device).
+pub fn idle_wait(last_block: Option<(u64, u64)>, now_ns: u64) -> Duration {
+    const GRACE_NS: u64 = 100_000;
+    const OVERDUE_POLL: Duration = Duration::from_micros(250);
+    const NO_RHYTHM: Duration = Duration::from_millis(2);
+    let Some((end, len)) = last_block else {
+        return NO_RHYTHM;
+    };
+    if len == 0 || len > 100_000_000 {
+        return NO_RHYTHM;
+    }
+    let due = end + len + GRACE_NS;
+    if due > now_ns {
+        Duration::from_nanos((due - now_ns).min(len + GRACE_NS))
+    } else if now_ns - due < 4 * len {
+        OVERDUE_POLL
+    } else {
+        NO_RHYTHM
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idle_wait;
+    use std::time::Duration;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn sleeps_until_the_next_callback_is_due() {
+        // A 5 ms block ended at t=100 ms; now is 101 ms: the next is due at 105 ms.
+        assert_eq!(
+            idle_wait(Some((100 * MS, 5 * MS)), 101 * MS),
+            Duration::from_micros(4_100)
+        );
+        // Never longer than one period, even with a clock that went backwards.
+        assert_eq!(
+            idle_wait(Some((100 * MS, 5 * MS)), 50 * MS),
+            Duration::from_micros(5_100)
+        );
+    }
+
+    #[test]
+    fn polls_briefly_when_late_and_slowly_without_a_rhythm() {
+        assert_eq!(
+            idle_wait(Some((100 * MS, 5 * MS)), 106 * MS),
+            Duration::from_micros(250)
+        );
+        assert_eq!(
+            idle_wait(Some((100 * MS, 5 * MS)), 200 * MS),
+            Duration::from_millis(2)
+        );
+        assert_eq!(idle_wait(None, 5 * MS), Duration::from_millis(2));
+        assert_eq!(
+            idle_wait(Some((100 * MS, 0)), 101 * MS),
+            Duration::from_millis(2)
+        );
+    }
 }

@@ -9,6 +9,10 @@
 #   espeak-ng sox               synthetic speech and audio conversion for fixtures
 #   pocketsphinx-testdata       real recorded English speech with reference transcripts
 #   xvfb xclip                  an X server and clipboard tool for the --clipboard test
+#   pulseaudio libasound2-plugins
+#                               a private sound server and ALSA's pulse plugin: the microphone
+#                               that the device-loss test pulls out (not installed where
+#                               pipewire-pulse is, which it would replace)
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -24,12 +28,19 @@ as_root() {
     fi
 }
 
-apt_packages=(pkg-config libasound2-dev espeak-ng sox pocketsphinx-testdata xvfb xclip)
+apt_packages=(pkg-config libasound2-dev espeak-ng sox pocketsphinx-testdata xvfb xclip libasound2-plugins)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+# pulseaudio conflicts with pipewire-pulse: never swap a desktop's sound server for a test.
+if installed pipewire-pulse; then
+    log "pipewire-pulse is installed: not installing pulseaudio (rt's device_loss test needs it; run that test in a container)"
+else
+    apt_packages+=(pulseaudio)
+fi
 
 install_apt() {
     local missing=()
     for p in "${apt_packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        installed "$p" || missing+=("$p")
     done
     if [ ${#missing[@]} -eq 0 ]; then
         log "system packages present: ${apt_packages[*]}"

@@ -10,7 +10,34 @@ use crate::capture::{
 use crate::dsp::DspError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use v2m_shm_proto::ring::RingWriter;
+
+/// A running device that delivers no callback for this long has stalled: some drivers (a sound
+/// server that went away, some USB microphones) stop delivering without reporting an error.
+pub const STALL_AFTER: Duration = Duration::from_secs(2);
+
+/// How long stopping waits for a device to close before leaving it to close in the background.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Closes `cap` on a thread of its own and waits up to `wait` for it: cpal joins its stream
+/// thread on close, and a stream stuck in its driver would otherwise hold control for ever.
+fn close_in_background(cap: Capture, wait: Duration) {
+    let (closed, done) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("v2m-close".into())
+        .spawn(move || {
+            drop(cap);
+            let _ = closed.send(());
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start a thread to close the input device: {e}");
+        return;
+    }
+    if !wait.is_zero() && done.recv_timeout(wait).is_err() {
+        log::warn!("the input device did not close within {wait:?}; it is left closing");
+    }
+}
 
 /// Why the engine could not start a source.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +72,8 @@ pub struct Engine {
     vad_mode: u8,
     started_once: bool,
     closed_discontinuities: u64,
+    /// The callback count when it last changed, and when that was seen (live devices only).
+    heartbeat: (u64, Instant),
     /// Counters of whatever fills the capture queue; shared across sources.
     pub callback_stats: Arc<CallbackStats>,
     /// Session id and histograms; shared across DSP threads.
@@ -60,6 +89,7 @@ impl Engine {
             vad_mode,
             started_once: false,
             closed_discontinuities: 0,
+            heartbeat: (0, Instant::now()),
             callback_stats: Arc::new(CallbackStats::default()),
             shared: Arc::new(DspShared::default()),
         }
@@ -82,6 +112,7 @@ impl Engine {
                     f.sample_format
                 );
                 self.running = Some((Running::Device(cap), dsp));
+                self.heartbeat = (self.callbacks(), Instant::now());
                 Ok(f.device)
             }
             LiveSource::File(audio, name) => {
@@ -132,10 +163,24 @@ impl Engine {
         Ok(spawn_dsp_thread(params, writer)?)
     }
 
-    /// Stops the source and the DSP thread (if running) and takes the writer back.
+    /// Stops the source and the DSP thread (if running) and takes the writer back. A device
+    /// gets [`CLOSE_WAIT`] to close; one stuck in its driver is left closing in the background.
     pub fn stop(&mut self) -> Result<(), EngineError> {
+        self.stop_waiting(CLOSE_WAIT)
+    }
+
+    /// Stops a failed source without waiting for its device to close (closing a stalled
+    /// stream can block for ever in the driver). Takes the writer back from the DSP thread.
+    pub fn abandon(&mut self) -> Result<(), EngineError> {
+        self.stop_waiting(Duration::ZERO)
+    }
+
+    fn stop_waiting(&mut self, wait: Duration) -> Result<(), EngineError> {
         if let Some((source, dsp)) = self.running.take() {
-            drop(source);
+            match source {
+                Running::File(feeder) => drop(feeder),
+                Running::Device(cap) => close_in_background(cap, wait),
+            }
             self.closed_discontinuities += dsp.stats().discontinuities;
             self.writer = Some(dsp.stop()?);
         }
@@ -152,16 +197,37 @@ impl Engine {
         self.running.as_ref().is_some_and(|(_, dsp)| dsp.drained())
     }
 
-    /// The running device's last stream error, if it reported one.
-    pub fn device_error(&self) -> Option<String> {
-        match &self.running {
-            Some((Running::Device(cap), _)) => cap
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            _ => None,
+    fn callbacks(&self) -> u64 {
+        self.callback_stats.callbacks.load(Ordering::Relaxed)
+    }
+
+    /// Why the running device failed, if it did: the last stream error it reported, or no
+    /// callback for [`STALL_AFTER`] (checked against `now`; call it regularly).
+    pub fn device_failure(&mut self, now: Instant) -> Option<String> {
+        let Some((Running::Device(cap), _)) = &self.running else {
+            return None;
+        };
+        let reported = cap
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if reported.is_some() {
+            return reported;
         }
+        let device = cap.format.device.clone();
+        let callbacks = self.callbacks();
+        if callbacks != self.heartbeat.0 {
+            self.heartbeat = (callbacks, now);
+            return None;
+        }
+        let silent = now.saturating_duration_since(self.heartbeat.1);
+        (silent >= STALL_AFTER).then(|| {
+            format!(
+                "input device {device}: no audio for {:.1} s (the device stalled)",
+                silent.as_secs_f32()
+            )
+        })
     }
 
     /// The DSP thread ended on its own (it only does by panicking).

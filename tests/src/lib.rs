@@ -6,6 +6,7 @@ pub mod fifo_mic;
 pub mod latency;
 pub mod pattern;
 pub mod process;
+pub mod pulse_mic;
 pub mod ring_peer;
 pub mod signal;
 pub mod watchdog;

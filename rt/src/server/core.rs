@@ -1016,12 +1016,12 @@ impl Core {
         // A device that failed: release it and reopen with backoff; sessions go on.
         if !self.paused
             && self.file_job.is_none()
-            && let Some(e) = self.engine.device_error()
+            && let Some(e) = self.engine.device_failure(now)
         {
             log::error!("capture device failed: {e}; reopening");
             self.device_error = Some(e);
             self.device = None;
-            if let Err(e) = self.engine.stop() {
+            if let Err(e) = self.engine.abandon() {
                 let _ = self.fail(format!("cannot stop capture: {e}"));
                 return;
             }

@@ -36,11 +36,24 @@ pub struct Daemon {
 impl Daemon {
     /// v2m-rt on a FIFO microphone with `args`, its config (if any) in `config`.
     pub fn start(name: &str, args: &[&str], config: Option<&str>) -> Daemon {
+        Self::start_on(name, fifo_mic::DEVICE, args, config, |_, _| {})
+    }
+
+    /// v2m-rt capturing from `device`; `prepare` gets the scratch directory and the
+    /// `XDG_CONFIG_HOME` (whose ALSA configuration has the FIFO microphone) before it starts.
+    pub fn start_on(
+        name: &str,
+        device: &str,
+        args: &[&str],
+        config: Option<&str>,
+        prepare: impl FnOnce(&Path, &Path),
+    ) -> Daemon {
         let dir = scratch(name);
         let mic = FifoMic::new(&dir);
+        prepare(&dir, mic.xdg_config_home());
         let socket = dir.join("control.sock");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_v2m-rt"));
-        cmd.args(["--device", fifo_mic::DEVICE, "--socket"])
+        cmd.args(["--device", device, "--socket"])
             .arg(&socket)
             .args(args)
             .env("XDG_CONFIG_HOME", mic.xdg_config_home())

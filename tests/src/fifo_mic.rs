@@ -2,7 +2,7 @@
 //! FIFO, written at real-time pace by a feeder thread (recipe: docs/fifo-microphone.md).
 //!
 //! The feeder plays queued audio (48 kHz stereo S16_LE) and silence in between and after,
-//! 5 ms every 5 ms (one typical ALSA period, as a sound card delivers) on a fixed schedule, so the stream time of any byte is known. It opens
+//! 10 ms every 10 ms on a fixed schedule, so the stream time of any byte is known. It opens
 //! the FIFO read-write, so ALSA's probing never makes it see SIGPIPE.
 
 use std::collections::VecDeque;
@@ -20,9 +20,10 @@ pub const DEVICE: &str = "alsa:v2mmic";
 pub const RATE: u32 = 48_000;
 /// Bytes per second of the FIFO stream.
 pub const BYTES_PER_SECOND: u64 = 48_000 * 4;
-/// Bytes per write: 5 ms.
-const BLOCK: usize = 960;
-const BLOCK_TIME: Duration = Duration::from_millis(5);
+/// Bytes per write: 10 ms. (5 ms, one ALSA period, made ALSA's file plugin lose a whole
+/// period now and then under load, without an error: see docs/fifo-microphone.md.)
+const BLOCK: usize = 1_920;
+const BLOCK_TIME: Duration = Duration::from_millis(10);
 
 struct Feed {
     queue: VecDeque<u8>,

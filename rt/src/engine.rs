@@ -74,6 +74,8 @@ pub struct Engine {
     closed_discontinuities: u64,
     /// The callback count when it last changed, and when that was seen (live devices only).
     heartbeat: (u64, Instant),
+    /// When [`Engine::device_failure`] last looked.
+    last_check: Instant,
     /// Counters of whatever fills the capture queue; shared across sources.
     pub callback_stats: Arc<CallbackStats>,
     /// Session id and histograms; shared across DSP threads.
@@ -90,6 +92,7 @@ impl Engine {
             started_once: false,
             closed_discontinuities: 0,
             heartbeat: (0, Instant::now()),
+            last_check: Instant::now(),
             callback_stats: Arc::new(CallbackStats::default()),
             shared: Arc::new(DspShared::default()),
         }
@@ -217,7 +220,10 @@ impl Engine {
         }
         let device = cap.format.device.clone();
         let callbacks = self.callbacks();
-        if callbacks != self.heartbeat.0 {
+        // Not looking for a while (this process stopped, say) is not the device's silence.
+        let unwatched = now.saturating_duration_since(self.last_check) > STALL_AFTER / 2;
+        self.last_check = now;
+        if callbacks != self.heartbeat.0 || unwatched {
             self.heartbeat = (callbacks, now);
             return None;
         }

@@ -28,7 +28,10 @@ pub struct CallbackStats {
     pub dropped_samples: AtomicU64,
     /// Longest callback, ns.
     pub max_callback_ns: AtomicU64,
-    /// Set when samples were dropped; the DSP thread clears it and flags the next frame.
+    /// Overruns the device reported (audio lost before it reached the callback).
+    pub overruns: AtomicU64,
+    /// Set when samples were dropped or the device overran; the DSP thread clears it and
+    /// flags the next frame.
     pub discontinuity: AtomicBool,
     /// Callback durations.
     pub durations: Histogram,

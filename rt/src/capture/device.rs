@@ -49,7 +49,7 @@ pub struct Capture {
     pub format: InputFormat,
     /// The callback's counters.
     pub stats: Arc<CallbackStats>,
-    /// Last stream error (device gone…), for status.
+    /// The error that lost the device (gone, stream invalidated…), for status.
     pub last_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -104,10 +104,10 @@ pub fn open(
     let mut writer = writer;
     let last_error = Arc::new(Mutex::new(None));
     let errors = Arc::clone(&last_error);
+    let error_stats = Arc::clone(&stats);
     // The error callback is not the realtime path: it may lock and format.
-    let on_error = move |e: cpal::Error| {
-        *errors.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-    };
+    let on_error =
+        move |e: cpal::Error| super::stream_error::on_stream_error(e, &errors, &error_stats);
     let config = supported.config();
     macro_rules! stream {
         ($t:ty) => {

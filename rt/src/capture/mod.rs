@@ -6,8 +6,10 @@ mod callback;
 mod device;
 mod dsp_thread;
 mod file;
+mod stream_error;
 
 pub use callback::{CallbackStats, CallbackWriter, Stamp};
 pub use device::{Capture, CaptureError, CaptureQueue, InputFormat, list_inputs, open};
 pub use dsp_thread::{DspParams, DspShared, DspThread, spawn_dsp_thread};
 pub use file::{FileError, FileFeeder, Pace, WavAudio, read_wav};
+pub use stream_error::{StreamErrorEffect, effect_of};

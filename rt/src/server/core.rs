@@ -134,6 +134,7 @@ pub struct Core {
     device_error: Option<String>,
     reopen_at: Option<Instant>,
     reopen_backoff: Duration,
+    overruns_logged: u64,
     last_state: DaemonState,
     last_session: Option<SessionLatency>,
     last_end_seq: u64,
@@ -173,6 +174,7 @@ impl Core {
             device_error: None,
             reopen_at: None,
             reopen_backoff: Duration::from_secs(1),
+            overruns_logged: 0,
             last_state: DaemonState::Idle,
             last_session: None,
             last_end_seq: 0,
@@ -1031,6 +1033,17 @@ impl Core {
         if self.reopen_at.is_some_and(|t| t <= now) {
             self.reopen_at = None;
             self.restart_live();
+        }
+        let overruns = self
+            .engine
+            .callback_stats
+            .overruns
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if overruns > self.overruns_logged {
+            log::warn!(
+                "input overrun ({overruns} so far): the device lost audio before v2m-rt got it; the gap is flagged"
+            );
+            self.overruns_logged = overruns;
         }
     }
 

@@ -83,9 +83,8 @@ needed=()
 why_v2=""
 why_v1=""
 
-# The groups made, so that cleanup removes exactly those.
+# The groups made (the command joins each), so that cleanup removes exactly those.
 groups=()
-procs_files=()
 
 # --- cgroup v2 -------------------------------------------------------------------------------
 # The group goes under the nearest ancestor of our own cgroup (or the root, when we are in it)
@@ -127,9 +126,7 @@ try_v2() {
 
 make_v2() {
     local g="$1/$name"
-    fresh_group "$g"
-    groups+=("$g")
-    procs_files+=("$g/cgroup.procs")
+    new_group "$g"
     if [ -n "$memory_bytes" ]; then
         echo "$memory_bytes" >"$g/memory.max"
         [ -e "$g/memory.swap.max" ] && echo 0 >"$g/memory.swap.max"
@@ -158,9 +155,7 @@ try_v1() {
     done
     if [ -n "$memory_bytes" ]; then
         d="$(v1_dir memory)/$name"
-        fresh_group "$d"
-        groups+=("$d")
-        procs_files+=("$d/cgroup.procs")
+        new_group "$d"
         echo "$memory_bytes" >"$d/memory.limit_in_bytes"
         # No swap on top, where swap accounting exists.
         [ -e "$d/memory.memsw.limit_in_bytes" ] &&
@@ -169,18 +164,16 @@ try_v1() {
     fi
     if [ -n "$quota" ]; then
         d="$(v1_dir cpu)/$name"
-        fresh_group "$d"
-        groups+=("$d")
-        procs_files+=("$d/cgroup.procs")
+        new_group "$d"
         echo "$period" >"$d/cpu.cfs_period_us"
         echo "$quota" >"$d/cpu.cfs_quota_us"
         say "cgroup v1 $d: cpu.cfs_quota_us=$(cat "$d/cpu.cfs_quota_us") cpu.cfs_period_us=$(cat "$d/cpu.cfs_period_us")"
     fi
 }
 
-# A group of that name that is empty (left by a run that was killed) is replaced; one in use
-# is refused.
-fresh_group() {
+# Creates the group and records it. A group of that name that is empty (left by a run that was
+# killed) is replaced; one in use is refused.
+new_group() {
     local g="$1"
     if [ -d "$g" ]; then
         if [ -n "$(cat "$g/cgroup.procs" 2>/dev/null)" ]; then
@@ -190,6 +183,7 @@ fresh_group() {
         rmdir "$g" 2>/dev/null || { cleanup; die "cannot replace the stale group $g"; }
     fi
     mkdir "$g" 2>/dev/null || { cleanup; die "cannot create $g"; }
+    groups+=("$g")
 }
 
 oom_kills() { # the kernel's count of OOM kills in our memory group, 0 if unknown
@@ -239,8 +233,8 @@ esac
 # The command joins the groups in a subshell before it becomes the command, so only it (and
 # its children) are limited, not this script, which stays outside to clean up.
 (
-    for f in "${procs_files[@]}"; do
-        echo "$BASHPID" >"$f"
+    for g in "${groups[@]}"; do
+        echo "$BASHPID" >"$g/cgroup.procs"
     done
     exec "$@"
 ) &

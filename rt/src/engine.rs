@@ -218,7 +218,7 @@ impl Engine {
         if reported.is_some() {
             return reported;
         }
-        let device = cap.format.device.clone();
+        let device = &cap.format.device;
         let callbacks = self.callbacks();
         // Not looking for a while (this process stopped, say) is not the device's silence.
         let unwatched = now.saturating_duration_since(self.last_check) > STALL_AFTER / 2;

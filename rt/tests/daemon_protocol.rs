@@ -402,17 +402,11 @@ fn a_worker_that_reconnects_mid_session_still_completes_the_stop() {
     w.assignment(Duration::from_secs(5));
     d.wait_frames(5);
     drop(w);
-    // Shown in status as disconnected.
-    loop {
-        let s = d.status();
-        if s.workers
+    d.wait_status(Duration::from_secs(30), "shown as disconnected", |s| {
+        s.workers
             .iter()
             .any(|w| w.identity.name == "w1" && !w.connected)
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    });
     let socket = d.socket.clone();
     let stopper =
         std::thread::spawn(move || Client::connect(&socket).unwrap().request(RequestBody::Stop));

@@ -5,12 +5,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{Daemon, FakeWorker};
 use v2m_shm_proto::client::Client;
-use v2m_shm_proto::protocol::{
-    FinalText, Reply, RequestBody, StatusReport, Timings, WorkerMessage,
-};
+use v2m_shm_proto::protocol::{FinalText, Reply, RequestBody, Timings, WorkerMessage};
 use v2m_shm_proto::ring::{Frame, FrameFlags};
 use v2m_tests::pulse_mic::{self, PulseMic};
 use v2m_tests::watchdog::Watchdog;
@@ -22,22 +20,6 @@ fn on_pulse(name: &str) -> (Daemon, PulseMic) {
         pulse = Some(PulseMic::start(dir, xdg));
     });
     (d, pulse.unwrap())
-}
-
-/// Polls status until `what` holds, for at most `within`.
-fn wait_status(d: &Daemon, within: Duration, what: &str, ok: impl Fn(&StatusReport) -> bool) {
-    let since = Instant::now();
-    loop {
-        let s = d.status();
-        if ok(&s) {
-            return;
-        }
-        assert!(
-            since.elapsed() < within,
-            "{what}: not within {within:?}: {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -60,7 +42,7 @@ fn a_microphone_that_goes_away_is_reopened_and_the_session_goes_on() {
     pulse.kill();
 
     // Noticed (no audio for 2 s), released, shown in status; control keeps answering.
-    wait_status(&d, Duration::from_secs(15), "the loss shown", |s| {
+    d.wait_status(Duration::from_secs(15), "the loss shown", |s| {
         s.device.is_none() && s.device_error.is_some()
     });
     let s = d.status();
@@ -81,7 +63,7 @@ fn a_microphone_that_goes_away_is_reopened_and_the_session_goes_on() {
 
     // The device comes back: reopened (backoff at most 10 s), capture goes on, the gap flagged.
     pulse.restart();
-    wait_status(&d, Duration::from_secs(20), "the device reopened", |s| {
+    d.wait_status(Duration::from_secs(20), "the device reopened", |s| {
         s.device.as_deref() == Some(pulse_mic::DEVICE) && s.device_error.is_none()
     });
     d.wait_frames(25);

@@ -143,20 +143,19 @@ impl Pipeline {
             .unwrap_or_default()
     }
 
+    /// v2m-cli on this pipeline's socket with `args`, not started.
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_v2m-cli"));
+        cmd.arg("--socket").arg(&self.socket).args(args);
+        cmd
+    }
+
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_v2m-cli"))
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap()
+        self.cli_command(args).output().unwrap()
     }
 
     pub fn cli_spawn(&self, args: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_v2m-cli"))
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
+        self.cli_command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

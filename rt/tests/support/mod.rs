@@ -106,6 +106,22 @@ impl Daemon {
         }
     }
 
+    /// Polls status until `ok` holds; fails naming `what` after `within`.
+    pub fn wait_status(&self, within: Duration, what: &str, ok: impl Fn(&StatusReport) -> bool) {
+        let since = Instant::now();
+        loop {
+            let s = self.status();
+            if ok(&s) {
+                return;
+            }
+            assert!(
+                since.elapsed() < within,
+                "{what}: not within {within:?}: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the daemon to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
         self.child.wait().unwrap()

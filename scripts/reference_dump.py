@@ -2,8 +2,9 @@
 """Dumps what the reference transcriber (reference_transcribe.py) computes, for v2m's tests
 and benchmark to compare against.
 
-  reference_dump.py tokens MODEL_DIR VARIANT THREADS FILE.wav...
-      one JSON line per file: {"file", "tokens", "text", "total_ms", "encoder_ms", ...}
+  reference_dump.py tokens MODEL_DIR VARIANT THREADS [--mel-dir DIR] FILE.wav...
+      one JSON line per file: {"file", "tokens", "text", "total_ms", "encoder_ms", ...};
+      with --mel-dir, also the log-mel each file was decoded from, as DIR/<index>.f32
   reference_dump.py mel FILE.wav OUT.f32
       the reference log-mel [80, 3000] as little-endian f32
 """
@@ -43,10 +44,16 @@ def read(path):
 
 
 def tokens(model_dir, variant, threads, files):
+    mel_dir = None
+    if files[:1] == ["--mel-dir"]:
+        mel_dir, files = files[1], files[2:]
     m = ref.OnnxWhisper(model_dir, int(threads), "" if variant == "fp32" else ".int8")
     m.tok = _RecordingTokenizer(m.tok)
-    for f in files:
+    for i, f in enumerate(files):
         audio = read(f)
+        if mel_dir is not None:
+            mel = ref.log_mel(audio, m.filters)
+            mel.astype("<f4").tofile(os.path.join(mel_dir, f"{i}.f32"))
         t0 = time.perf_counter()
         text, T = m.transcribe(audio)
         T["total_ms"] = (time.perf_counter() - t0) * 1e3

@@ -87,6 +87,7 @@ mod tests {
             stop_to_final_ms: 1.0,
             timings: Timings::default(),
             capture_to_read: Default::default(),
+            speculative: false,
         });
         let mut out = Vec::new();
         let mut r = Renderer::new(true);

@@ -32,6 +32,7 @@ fn final_text(session_id: u64, text: &str) -> WorkerMessage {
         stop_to_final_ms: 0.0,
         timings: Timings::default(),
         capture_to_read: Default::default(),
+        speculative: false,
     })
 }
 

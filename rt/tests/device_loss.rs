@@ -87,6 +87,7 @@ fn a_microphone_that_goes_away_is_reopened_and_the_session_goes_on() {
         stop_to_final_ms: 0.0,
         timings: Timings::default(),
         capture_to_read: Default::default(),
+        speculative: false,
     }));
     match stopper.join().unwrap().unwrap() {
         Reply::Stopped(f) => assert_eq!(f.text, "still here"),

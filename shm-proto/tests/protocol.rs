@@ -27,6 +27,7 @@ fn final_text() -> FinalText {
         capture_to_read: ReadLag {
             counts: vec![0, 0, 3, 17, 1],
         },
+        speculative: true,
     }
 }
 

@@ -12,7 +12,7 @@
 //! language = "en"            # multilingual models; "auto" detects
 //! vad = 3                    # 0..3, for files
 //! provisional_ms = 500
-//! pause_ms = 400
+//! pause_ms = 160            # non-speech after speech that starts the speculative final
 //! unload_below_percent = 10
 //! name = "worker"
 //! socket = "/run/user/1000/v2m/control.sock"
@@ -41,7 +41,7 @@ pub struct WorkerConfig {
     pub vad: Option<u8>,
     /// Shortest time between provisional passes, ms.
     pub provisional_ms: Option<u64>,
-    /// Non-speech that ends a segment, ms.
+    /// Non-speech after speech that starts the speculative final, ms.
     pub pause_ms: Option<u64>,
     /// Unload the model while idle below this % of MemAvailable/MemTotal.
     pub unload_below_percent: Option<f64>,

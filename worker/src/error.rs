@@ -72,11 +72,51 @@ pub enum WorkerError {
         message: String,
     },
     /// The control socket or the ring failed.
-    #[error("v2m-rt connection: {0}")]
-    Connection(String),
+    #[error("v2m-rt connection ({kind}): {message}")]
+    Connection {
+        /// Which part failed.
+        kind: ConnectionKind,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// What part of talking to v2m-rt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionKind {
+    /// The control socket could not be reached.
+    Connect,
+    /// v2m-rt refused the hello.
+    Refused,
+    /// A message could not be sent or read, or was not what the protocol says.
+    Protocol,
+    /// The ring that came with the welcome could not be opened.
+    Ring,
+    /// v2m-rt closed the connection.
+    Closed,
+}
+
+impl std::fmt::Display for ConnectionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectionKind::Connect => "cannot connect",
+            ConnectionKind::Refused => "refused",
+            ConnectionKind::Protocol => "protocol",
+            ConnectionKind::Ring => "ring",
+            ConnectionKind::Closed => "closed",
+        })
+    }
 }
 
 impl WorkerError {
+    /// A connection error of `kind`.
+    pub fn connection(kind: ConnectionKind, message: impl std::fmt::Display) -> WorkerError {
+        WorkerError::Connection {
+            kind,
+            message: message.to_string(),
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> WorkerError {
         WorkerError::Io {
             path: path.to_owned(),

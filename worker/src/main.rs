@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 use v2m_worker::WorkerError;
 use v2m_worker::config::{self, WorkerConfig};
+use v2m_worker::error::ConnectionKind;
 use v2m_worker::follow::{FollowEnd, FollowOptions, follow};
 use v2m_worker::model::files::{ModelFiles, Variant};
 use v2m_worker::offline::transcribe_recording;
 use v2m_worker::runtime::{self, EpChoice};
-use v2m_worker::stream::segment::SegmentPolicy;
 use v2m_worker::stream::session::StreamPolicy;
-use v2m_worker::transcriber::{Transcriber, no_speech_score};
+use v2m_worker::transcriber::{PassTimings, Transcriber};
 
 #[derive(Parser)]
 #[command(
@@ -68,7 +68,8 @@ enum Command {
         /// Shortest time between provisional passes, in ms [default: 500].
         #[arg(long)]
         provisional_ms: Option<u64>,
-        /// Non-speech that ends a segment (commits it), in ms [default: 400].
+        /// Non-speech after speech that starts the speculative final pass, in ms
+        /// [default: 160].
         #[arg(long)]
         pause_ms: Option<u64>,
         /// Unload the model while idle when MemAvailable falls below this % of MemTotal
@@ -76,7 +77,8 @@ enum Command {
         #[arg(long)]
         unload_below_percent: Option<f64>,
     },
-    /// Transcribe 16 kHz WAV files of any length and print one line per file.
+    /// Transcribe 16 kHz WAV files of any length (30 s windows, each prompted with the text
+    /// before it: the computation live dictation makes) and print one line per file.
     Transcribe {
         #[command(flatten)]
         model: ModelArgs,
@@ -139,7 +141,7 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
             let socket = match socket.or_else(|| cfg.socket.clone()) {
                 Some(s) => s,
                 None => v2m_shm_proto::paths::control_socket()
-                    .map_err(|e| WorkerError::Connection(e.to_string()))?,
+                    .map_err(|e| WorkerError::connection(ConnectionKind::Connect, e))?,
             };
             let unload = unload_below_percent
                 .or(cfg.unload_below_percent)
@@ -149,18 +151,18 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                     "unload_below_percent {unload}: must be between 0 and 100"
                 )));
             }
-            let pause_ms = pause_ms.or(cfg.pause_ms).unwrap_or(400);
-            if pause_ms < 20 {
-                return Err(WorkerError::Usage("pause_ms must be at least 20".into()));
+            let pause_ms = pause_ms.or(cfg.pause_ms).unwrap_or(160);
+            if !(20..=10_000).contains(&pause_ms) {
+                return Err(WorkerError::Usage(format!(
+                    "pause_ms {pause_ms}: must be between 20 and 10000"
+                )));
             }
             let policy = StreamPolicy {
                 provisional_interval: Duration::from_millis(
                     provisional_ms.or(cfg.provisional_ms).unwrap_or(500),
                 ),
-                segments: SegmentPolicy {
-                    pause_frames: (pause_ms / 20) as usize,
-                    ..SegmentPolicy::default()
-                },
+                pause_frames: (pause_ms / 20) as usize,
+                ..StreamPolicy::default()
             };
             let opts = FollowOptions {
                 socket,
@@ -206,26 +208,36 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                     println!("{}", if json { line.to_string() } else { r.text });
                     continue;
                 }
-                let r = transcribe_recording(&mut t, &audio, vad, SegmentPolicy::default())?;
+                let r = transcribe_recording(&mut t, &audio, vad, StreamPolicy::default())?;
                 if json {
+                    let s = |seq: u64| seq as f64 * 0.02;
+                    let mut timings = PassTimings::default();
+                    for w in &r.windows {
+                        timings.mel_ms += w.timings.mel_ms;
+                        timings.encoder_ms += w.timings.encoder_ms;
+                        timings.decoder_ms += w.timings.decoder_ms;
+                    }
                     let line = serde_json::json!({
                         "file": path,
                         "text": r.text,
-                        "tokens": r.tokens,
-                        "segments": r.segments.iter().map(|(s, pass)| serde_json::json!({
-                            "start_s": s.start as f32 * 0.02,
-                            "end_s": s.end as f32 * 0.02,
-                            "speech": s.has_speech,
-                            "text": pass.as_ref().map(|p| p.text.as_str()),
-                            "language": pass.as_ref().and_then(|p| p.language.as_deref()),
-                            "no_speech_prob": pass.as_ref().map(|p| p.decoded.no_speech_prob),
-                            "avg_logprob": pass.as_ref().map(|p| p.decoded.avg_logprob),
-                            "no_speech_score": pass.as_ref().map(|p| no_speech_score(&p.decoded)),
+                        "tokens": r.windows.iter().map(|w| w.tokens).sum::<usize>(),
+                        "windows": r.windows.iter().map(|w| serde_json::json!({
+                            "start_s": s(w.start_seq),
+                            "end_s": s(w.end_seq),
+                            "text": w.text,
+                            "no_speech_prob": w.no_speech_prob,
+                            "avg_logprob": w.avg_logprob,
+                            "segments": w.segments.iter().map(|g| serde_json::json!({
+                                "start_s": s(g.start_seq),
+                                "end_s": s(g.end_seq),
+                                "text": g.text,
+                            })).collect::<Vec<_>>(),
                         })).collect::<Vec<_>>(),
                         "audio_s": audio.len() as f32 / 16_000.0,
-                        "mel_ms": r.timings.mel_ms,
-                        "encoder_ms": r.timings.encoder_ms,
-                        "decoder_ms": r.timings.decoder_ms,
+                        "mel_ms": timings.mel_ms,
+                        "encoder_ms": timings.encoder_ms,
+                        "decoder_ms": timings.decoder_ms,
+                        "final_pass_ms": r.timings.mel_ms + r.timings.encoder_ms + r.timings.decoder_ms,
                         "execution_provider": t.execution_provider().name,
                     });
                     println!("{line}");

@@ -103,6 +103,12 @@ impl Tokenizer {
             .and_then(|(k, _)| k.strip_prefix("<|")?.strip_suffix("|>"))
     }
 
+    /// Whether token `id` begins a word: its text starts with a space (byte-level `Ġ`).
+    /// Special tokens and unknown ids do not.
+    pub fn starts_word(&self, id: u32) -> bool {
+        matches!(self.pieces.get(id as usize), Some(Some(p)) if p.starts_with('\u{120}') || p.starts_with(' '))
+    }
+
     /// Text of `ids`, skipping special tokens (as `tokenizers`' `decode` does by default).
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut bytes = Vec::new();

@@ -1,7 +1,8 @@
 //! One pass of Whisper over up to 30 s of audio: mel, encoder, greedy decoding, text.
 
-use crate::decode::greedy::{Decoded, GreedyDecoder, StepModel};
+use crate::decode::greedy::{DecodeRequest, Decoded, GreedyDecoder, Mode, StepModel};
 use crate::decode::repetition::collapse_repeats;
+use crate::decode::timestamps::TimedSegment;
 use crate::error::WorkerError;
 use crate::features::mel::MelSpectrogram;
 use crate::model::files::ModelFiles;
@@ -45,15 +46,29 @@ pub struct PassTimings {
     pub decoder_first_ms: f32,
 }
 
+impl PassTimings {
+    /// The whole pass.
+    pub fn total_ms(&self) -> f32 {
+        self.mel_ms + self.encoder_ms + self.decoder_ms
+    }
+}
+
 /// The result of one pass.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Transcript {
     /// The text, trimmed, with repetition loops collapsed; empty for silence.
     pub text: String,
+    /// The hypothesis' text tokens (forced prefix included, timestamps left out); empty for
+    /// silence.
+    pub tokens: Vec<u32>,
+    /// Timed segments (timestamp mode only; empty for silence).
+    pub segments: Vec<TimedSegment>,
     /// The raw decode.
     pub decoded: Decoded,
     /// Whether the no-speech rule judged the window silent.
     pub silent: bool,
+    /// Whether a repetition loop was collapsed in `text` (its tokens make a poor prompt).
+    pub looped: bool,
     /// Language code detected (`--language auto`), e.g. `en`.
     pub language: Option<String>,
     /// Timings.
@@ -82,6 +97,11 @@ impl StepModel for Step<'_> {
         let logits = self.sessions.decode(tokens, &mut self.cache, self.cross)?;
         self.ms.push(t.elapsed().as_secs_f32() * 1e3);
         Ok(logits)
+    }
+
+    fn restart(&mut self) -> Result<(), WorkerError> {
+        self.cache = self.sessions.empty_cache()?;
+        Ok(())
     }
 }
 
@@ -126,11 +146,37 @@ impl Transcriber {
         &self.tokenizer
     }
 
-    /// Transcribes up to 30 s of 16 kHz mono audio (longer input is cut at 30 s).
+    /// The log-mel this transcriber feeds its encoder for `audio`.
+    pub fn mel(&self, audio: &[f32]) -> Vec<f32> {
+        self.mel.compute(audio)
+    }
+
+    /// A plain pass over up to 30 s of 16 kHz mono audio (longer input is cut at 30 s): no
+    /// previous text, no prefix, no timestamps. The reference transcriber's computation.
     pub fn transcribe(&mut self, audio: &[f32]) -> Result<Transcript, WorkerError> {
+        self.pass(audio, &DecodeRequest::PLAIN)
+    }
+
+    /// One pass over up to 30 s of audio as `req` asks.
+    pub fn pass(
+        &mut self,
+        audio: &[f32],
+        req: &DecodeRequest<'_>,
+    ) -> Result<Transcript, WorkerError> {
         let t = Instant::now();
         let mel = self.mel.compute(audio);
         let mel_ms = t.elapsed().as_secs_f32() * 1e3;
+        let mut r = self.pass_mel(mel, req)?;
+        r.timings.mel_ms = mel_ms;
+        Ok(r)
+    }
+
+    /// One pass over a log-mel (`[n_mels][3000]`, as [`Self::mel`] makes it).
+    pub fn pass_mel(
+        &mut self,
+        mel: Vec<f32>,
+        req: &DecodeRequest<'_>,
+    ) -> Result<Transcript, WorkerError> {
         let t = Instant::now();
         let cross = self.sessions.encode(mel)?;
         let encoder_ms = t.elapsed().as_secs_f32() * 1e3;
@@ -141,18 +187,26 @@ impl Transcriber {
             cross: &cross,
             ms: Vec::new(),
         };
-        let decoded = self.decoder.decode(&mut step)?;
+        let decoded = self.decoder.decode(&mut step, req)?;
         let timings = PassTimings {
-            mel_ms,
+            mel_ms: 0.0,
             encoder_ms,
             decoder_ms: step.ms.iter().sum(),
             decoder_first_ms: step.ms.first().copied().unwrap_or(0.0),
         };
         let silent = is_silence(&decoded);
-        let text = if silent {
-            String::new()
+        let (text, tokens, segments, looped) = if silent {
+            (String::new(), Vec::new(), Vec::new(), false)
         } else {
-            collapse_repeats(self.tokenizer.decode(&decoded.tokens).trim())
+            let tokens = decoded.text_tokens(self.decoder.timestamp_begin());
+            let raw = self.tokenizer.decode(&tokens);
+            let text = collapse_repeats(raw.trim());
+            let looped = text.split_whitespace().count() != raw.split_whitespace().count();
+            let segments = match req.mode {
+                Mode::Timestamps => self.decoder.segments(&decoded).segments,
+                Mode::Text { .. } => Vec::new(),
+            };
+            (text, tokens, segments, looped)
         };
         let language = decoded
             .detected_language
@@ -160,8 +214,11 @@ impl Transcriber {
             .map(str::to_owned);
         Ok(Transcript {
             text,
+            tokens,
+            segments,
             decoded,
             silent,
+            looped,
             language,
             timings,
         })

@@ -11,7 +11,7 @@ use super::ReadLag;
 use serde::{Deserialize, Serialize};
 
 /// Version both ends put in their hello; v2m-rt refuses a peer with another.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// First message on every connection, from the peer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,6 +237,9 @@ pub struct FinalText {
     /// For the session's live frames (captured after the worker took the session up, so
     /// neither pre-roll nor a backlog): how long each waited from capture to the worker's read.
     pub capture_to_read: ReadLag,
+    /// Whether the text came from the speculative final, run when the speaker paused and
+    /// ready before the session ended (no pass after `stop`).
+    pub speculative: bool,
 }
 
 /// Everything v2m-rt sends.

@@ -2,3 +2,4 @@
 
 pub mod greedy;
 pub mod repetition;
+pub mod timestamps;

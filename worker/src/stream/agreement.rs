@@ -1,77 +1,66 @@
-//! LocalAgreement-2: of two consecutive hypotheses for the same audio, the words they agree on
-//! from the start are stable; the rest is tentative and may still change.
+//! LocalAgreement-2 on tokens: of two consecutive hypotheses for the same growing window, the
+//! tokens they share from the start, cut back to a word boundary, are stable. Provisional passes
+//! feed the stable tokens as a forced prefix, so stable text only grows within a window.
 
-fn key(w: &str) -> String {
-    w.trim_matches(|c: char| !c.is_alphanumeric())
-        .to_lowercase()
+/// Length of the longest common prefix of `a` and `b`.
+pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// Number of leading words `a` and `b` share (ignoring case and punctuation).
-pub fn common_prefix_words(a: &str, b: &str) -> usize {
-    a.split_whitespace()
-        .zip(b.split_whitespace())
-        .take_while(|(x, y)| key(x) == key(y))
-        .count()
-}
-
-/// Splits `current` into (stable, tentative) given the previous hypothesis.
-pub fn split_stable(previous: &str, current: &str) -> (String, String) {
-    let n = common_prefix_words(previous, current);
-    let words: Vec<&str> = current.split_whitespace().collect();
-    (words[..n].join(" "), words[n..].join(" "))
-}
-
-/// LocalAgreement-2 with memory: words once stable stay stable within a segment. Given the
-/// stable words so far, the previous and the current hypothesis, returns the new stable text
-/// and the tentative rest. A hypothesis that contradicts stable words does not retract them;
-/// its words beyond them are shown as tentative.
-pub fn advance_stable(stable: &str, previous: &str, current: &str) -> (String, String) {
-    let kept = stable.split_whitespace().count();
-    let (agreed, _) = split_stable(previous, current);
-    let words: Vec<&str> = current.split_whitespace().collect();
-    let consistent = common_prefix_words(stable, current) == kept;
-    if consistent && agreed.split_whitespace().count() >= kept {
-        let n = agreed.split_whitespace().count();
-        return (words[..n].join(" "), words[n..].join(" "));
+/// How many leading tokens of `current` are stable given the `previous` hypothesis and the
+/// tokens already stable (`stable`, a prefix of both). A cut is a word boundary when the token
+/// after it starts a word in both hypotheses, or when both hypotheses end there.
+pub fn stable_len(
+    previous: &[u32],
+    current: &[u32],
+    stable: usize,
+    starts_word: impl Fn(u32) -> bool,
+) -> usize {
+    let mut n = common_prefix(previous, current);
+    let boundary = |n: usize| match (previous.get(n), current.get(n)) {
+        (None, None) => true,
+        (Some(&p), Some(&c)) => starts_word(p) && starts_word(c),
+        _ => false,
+    };
+    while n > stable && !boundary(n) {
+        n -= 1;
     }
-    let rest = words.get(kept.min(words.len())..).unwrap_or(&[]).join(" ");
-    (stable.to_string(), rest)
+    n.max(stable.min(current.len()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn agreed_prefix_is_stable() {
-        assert_eq!(
-            split_stable("He was not an", "He was not an ill disposed"),
-            ("He was not an".into(), "ill disposed".into())
-        );
-        assert_eq!(
-            split_stable("He was nod", "He was not an"),
-            ("He was".into(), "not an".into())
-        );
-        assert_eq!(split_stable("", "Hello"), ("".into(), "Hello".into()));
-        assert_eq!(common_prefix_words("Hello, world.", "hello world and"), 2);
+    /// Tokens >= 100 start a word (a leading space), the others continue one.
+    fn word(t: u32) -> bool {
+        t >= 100
     }
 
     #[test]
-    fn stable_words_are_never_retracted() {
-        // Agreement grows the stable part.
-        assert_eq!(
-            advance_stable("He was", "He was not an", "He was not an ill"),
-            ("He was not an".into(), "ill".into())
-        );
-        // A pass that contradicts it keeps it, and shows its own words after it.
-        assert_eq!(
-            advance_stable("He was not", "He was not an", "He wasn't an ill"),
-            ("He was not".into(), "ill".into())
-        );
-        // Less agreement than before does not shrink it.
-        assert_eq!(
-            advance_stable("He was not", "He was not an", "He was not a pill"),
-            ("He was not".into(), "a pill".into())
-        );
+    fn the_agreed_prefix_up_to_a_word_boundary_is_stable() {
+        // "He was not an ill-disposed" vs "He was not an ill young": agree through "ill", but
+        // in the first hypothesis "ill" goes on ("-disposed"): stable ends before it.
+        let a = [100, 101, 102, 103, 104, 5, 6];
+        let b = [100, 101, 102, 103, 104, 105];
+        assert_eq!(common_prefix(&a, &b), 5);
+        assert_eq!(stable_len(&a, &b, 0, word), 4);
+        // Both go on with a new word after "ill": "ill" is stable.
+        let c = [100, 101, 102, 103, 104, 106];
+        assert_eq!(stable_len(&b, &c, 0, word), 5);
+        // Identical hypotheses agree entirely.
+        assert_eq!(stable_len(&b, &b, 0, word), 6);
+        assert_eq!(stable_len(&[], &[100], 0, word), 0);
+    }
+
+    #[test]
+    fn stable_tokens_are_never_retracted() {
+        // A previous hypothesis that disagrees early (a speculative pass, decoded freely) does
+        // not shrink what was already stable.
+        let prev = [100, 9, 9];
+        let cur = [100, 101, 102, 103];
+        assert_eq!(stable_len(&prev, &cur, 3, word), 3);
+        // But never beyond the current hypothesis.
+        assert_eq!(stable_len(&prev, &[100], 3, word), 1);
     }
 }

@@ -1,72 +1,177 @@
-//! One dictation session followed frame by frame: provisional passes at most every 500 ms over
-//! the uncommitted audio, LocalAgreement-2 for the stable part, a final pass and a commit at
-//! every VAD pause (so cost stays bounded however long the dictation), and at the end a last
-//! pass over whatever is uncommitted. A session that ends after a pause needs no last pass.
+//! One dictation followed frame by frame, with full-context windows.
+//!
+//! - The open window runs from the last hard commit to now (at most the model's 30 s), and
+//!   every pass decodes all of it, with the committed text as Whisper's previous-text prompt.
+//! - Provisional passes run when there is new speech, at most every `provisional_interval`,
+//!   with the stable tokens (LocalAgreement-2) fed as a forced prefix.
+//! - When the VAD has heard `pause_frames` of non-speech after speech, a speculative final
+//!   runs at once over the window up to that point. If the session ends with no speech after
+//!   it, it is the final: no pass after `stop`.
+//! - A hard commit happens only when the window would outgrow 30 s: one pass with timestamps
+//!   finds the segments, the window is cut at the best of them ([`super::cut`]), their text is
+//!   committed and prompts the next window.
+//!
+//! Whether a commit happens, where, and what the final pass covers depend on the audio and its
+//! VAD flags alone, never on timing, so a file transcribed offline through the same stream
+//! ([`crate::offline`]) gives the live final token for token.
 
-use super::agreement::advance_stable;
-use super::segment::{Segment, SegmentPolicy, Segmenter};
+use super::agreement::stable_len;
+use super::cut::{self, Cut};
+use super::window::Window;
+use crate::decode::greedy::{DecodeRequest, Mode};
+use crate::decode::timestamps::TimedSegment;
 use crate::error::WorkerError;
-use crate::transcriber::{Transcriber, Transcript};
+use crate::transcriber::{PassTimings, Transcriber, Transcript};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::protocol::Timings;
 use v2m_shm_proto::ring::{FRAME_SAMPLES, Frame, FrameFlags};
 
+/// What the stream needs of a model: a pass, and how its tokens read.
+pub trait PassModel {
+    /// One pass over up to 30 s of audio.
+    fn pass(&mut self, audio: &[f32], req: &DecodeRequest<'_>) -> Result<Transcript, WorkerError>;
+    /// The text of `tokens`.
+    fn text(&self, tokens: &[u32]) -> String;
+    /// Whether `token` begins a word (its text starts with a space).
+    fn starts_word(&self, token: u32) -> bool;
+}
+
+impl PassModel for Transcriber {
+    fn pass(&mut self, audio: &[f32], req: &DecodeRequest<'_>) -> Result<Transcript, WorkerError> {
+        Transcriber::pass(self, audio, req)
+    }
+
+    fn text(&self, tokens: &[u32]) -> String {
+        self.tokenizer().decode(tokens)
+    }
+
+    fn starts_word(&self, token: u32) -> bool {
+        self.tokenizer().starts_word(token)
+    }
+}
+
 /// Streaming policy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StreamPolicy {
-    /// Segment cutting.
-    pub segments: SegmentPolicy,
     /// Shortest time between provisional passes.
     pub provisional_interval: Duration,
+    /// Speech frames a window needs before its first provisional pass.
+    pub first_provisional_frames: usize,
+    /// Non-speech frames after speech that start the speculative final.
+    pub pause_frames: usize,
+    /// Longest window, in frames (1500: Whisper's 30 s).
+    pub max_window_frames: usize,
+    /// Frames a window keeps while it holds no speech.
+    pub lead_frames: usize,
+    /// Final passes with timestamps, so every window's text has timed segments (subtitles).
+    pub timestamps: bool,
 }
 
 impl Default for StreamPolicy {
     fn default() -> StreamPolicy {
         StreamPolicy {
-            segments: SegmentPolicy::default(),
             provisional_interval: Duration::from_millis(500),
+            first_provisional_frames: 10,
+            pause_frames: 8,
+            max_window_frames: 1500,
+            lead_frames: 50,
+            timestamps: false,
         }
     }
 }
 
-/// Text so far: committed segments, the stable part of the open one, and its tentative tail.
+/// Text so far: committed text plus the stable part of the window, and its tentative tail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {
-    /// Committed text plus the agreed prefix of the open segment.
+    /// Committed text plus the agreed prefix of the open window.
     pub stable: String,
     /// The rest of the latest hypothesis.
     pub tentative: String,
-    /// What the pass that produced this cost (zero for a commit without a new pass).
+    /// What the pass that produced this cost.
     pub timings: Timings,
+}
+
+/// The pass the stream wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKind {
+    /// Over the whole window, for provisional text.
+    Provisional,
+    /// Over the window up to `end` (a pause after speech): the final, unless speech follows.
+    Speculative {
+        /// One past the last frame it covers.
+        end: u64,
+    },
+}
+
+/// A span of text with where it lies in the session's frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedText {
+    /// First frame.
+    pub start_seq: u64,
+    /// One past the last frame.
+    pub end_seq: u64,
+    /// The text, trimmed.
+    pub text: String,
+}
+
+/// One window's outcome: committed (hard commit or the session's end).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowText {
+    /// The window's frames.
+    pub start_seq: u64,
+    /// One past its last frame (the cut, or where the final pass ended).
+    pub end_seq: u64,
+    /// Its text.
+    pub text: String,
+    /// Timed segments (from timestamp passes), or one span of the whole text.
+    pub segments: Vec<TimedText>,
+    /// The pass(es) that made it, summed.
+    pub timings: PassTimings,
+    /// Tokens decoded.
+    pub tokens: usize,
+    /// No-speech probability and mean log-probability of its last pass.
+    pub no_speech_prob: f32,
+    /// See above.
+    pub avg_logprob: f32,
+}
+
+/// The session's final text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Final {
+    /// The whole dictation.
+    pub text: String,
+    /// The pass that produced the last window's text (zeros when none was needed).
+    pub timings: Timings,
+    /// Whether that pass was the speculative final (ready before the session ended).
+    pub speculative: bool,
+    /// Every window.
+    pub windows: Vec<WindowText>,
+}
+
+struct Speculative {
+    window_start: u64,
+    end: u64,
+    result: Transcript,
+    timings: Timings,
 }
 
 /// A session being followed.
 pub struct SessionStream {
     policy: StreamPolicy,
-    segmenter: Segmenter,
-    /// Sequence number of `audio[0]`: the open segment's first frame.
-    audio_seq: u64,
-    audio: Vec<f32>,
-    next_seq: u64,
-    committed: Vec<String>,
-    /// The open segment's latest hypothesis and the words of it that are stable.
-    hypothesis: String,
-    stable: String,
-    /// Last (stable, tentative) sent, so unchanged text is not sent again.
+    window: Window,
+    /// Committed windows, in order.
+    windows: Vec<WindowText>,
+    /// Text tokens of the committed text since the prompt was last reset (loops reset it).
+    prompt: Vec<u32>,
+    /// The window's latest hypothesis (text tokens) and how many of them are stable.
+    hypothesis: Vec<u32>,
+    stable: usize,
+    last_provisional: Option<Instant>,
+    /// Window end when the last provisional pass ran: speech at or after it is new.
+    provisional_end: u64,
+    speculative: Option<Speculative>,
     last_sent: (String, String),
-    last_pass: Option<Instant>,
-    frames_since_pass: usize,
     lost: u64,
-}
-
-fn join(parts: &[String], extra: &str) -> String {
-    let mut words: Vec<&str> = parts.iter().map(String::as_str).collect();
-    words.push(extra);
-    words
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn timings_of(r: &Transcript, first: u64, end: u64) -> Timings {
@@ -80,28 +185,47 @@ fn timings_of(r: &Transcript, first: u64, end: u64) -> Timings {
     }
 }
 
+fn join<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn add(a: &mut PassTimings, b: &PassTimings) {
+    a.mel_ms += b.mel_ms;
+    a.encoder_ms += b.encoder_ms;
+    a.decoder_ms += b.decoder_ms;
+}
+
 impl SessionStream {
     /// Follows a session whose first frame is `first_seq`.
     pub fn new(policy: StreamPolicy, first_seq: u64) -> SessionStream {
         SessionStream {
             policy,
-            segmenter: Segmenter::new(policy.segments, 0),
-            audio_seq: first_seq,
-            audio: Vec::new(),
-            next_seq: first_seq,
-            committed: Vec::new(),
-            hypothesis: String::new(),
-            stable: String::new(),
+            window: Window::new(first_seq),
+            windows: Vec::new(),
+            prompt: Vec::new(),
+            hypothesis: Vec::new(),
+            stable: 0,
+            last_provisional: None,
+            provisional_end: first_seq,
+            speculative: None,
             last_sent: (String::new(), String::new()),
-            last_pass: None,
-            frames_since_pass: 0,
             lost: 0,
         }
     }
 
+    /// The policy.
+    pub fn policy(&self) -> &StreamPolicy {
+        &self.policy
+    }
+
     /// Sequence number of the next frame this session expects.
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        self.window.end_seq()
     }
 
     /// Frames lost to ring overruns (replaced by silence).
@@ -111,131 +235,410 @@ impl SessionStream {
 
     /// Committed text so far.
     pub fn committed(&self) -> String {
-        join(&self.committed, "")
+        join(self.windows.iter().map(|w| w.text.as_str()))
     }
 
-    /// Adds a frame. Frames the ring lost before it (`frame.seq` beyond the expected one)
-    /// become silence, so segment timing stays true. When a pause ends a segment, it is
-    /// transcribed and committed, and an update is returned.
+    /// The open window's VAD flags and first frame (for the pass watcher).
+    pub fn window(&self) -> &Window {
+        &self.window
+    }
+
+    /// Adds a ring frame. Frames the ring lost before it become silence.
     pub fn push(
         &mut self,
         frame: &Frame,
-        t: &mut Transcriber,
+        model: &mut dyn PassModel,
     ) -> Result<Option<Update>, WorkerError> {
-        let update = self.fill_lost_until(frame.seq, t)?;
+        let update = self.fill_lost_until(frame.seq, model)?;
         let speech = frame.meta.flags.contains(FrameFlags::SPEECH);
-        Ok(self.push_samples(&frame.samples, speech, t)?.or(update))
+        Ok(self.push_samples(&frame.samples, speech, model)?.or(update))
     }
 
-    /// Counts frames before `seq` that the ring lost as such and puts silence in their place.
+    /// Counts frames before `seq` that the ring lost and puts silence in their place.
     pub fn fill_lost_until(
         &mut self,
         seq: u64,
-        t: &mut Transcriber,
+        model: &mut dyn PassModel,
     ) -> Result<Option<Update>, WorkerError> {
         let mut update = None;
-        while self.next_seq < seq {
+        while self.next_seq() < seq {
             self.lost += 1;
             update = self
-                .push_samples(&[0.0; FRAME_SAMPLES], false, t)?
+                .push_samples(&[0.0; FRAME_SAMPLES], false, model)?
                 .or(update);
         }
         Ok(update)
     }
 
-    fn push_samples(
+    /// Adds the next frame; a window that would outgrow the limit is committed first.
+    pub fn push_samples(
         &mut self,
         samples: &[f32; FRAME_SAMPLES],
         speech: bool,
-        t: &mut Transcriber,
+        model: &mut dyn PassModel,
     ) -> Result<Option<Update>, WorkerError> {
-        self.audio.extend_from_slice(samples);
-        self.next_seq += 1;
-        self.frames_since_pass += 1;
-        let energy = samples.iter().map(|s| s * s).sum::<f32>() / FRAME_SAMPLES as f32;
-        match self.segmenter.push(speech, energy) {
-            Some(seg) => self.commit(seg, t).map(Some),
-            None => Ok(None),
+        let update = if self.window.len() >= self.policy.max_window_frames {
+            Some(self.commit(model)?)
+        } else {
+            None
+        };
+        self.window.push(samples, speech);
+        self.window.trim_silence(self.policy.lead_frames);
+        Ok(update)
+    }
+
+    fn request<'a>(&'a self, mode: Mode<'a>) -> DecodeRequest<'a> {
+        DecodeRequest {
+            previous: &self.prompt,
+            mode,
         }
     }
 
-    /// Final pass over a finished segment; its text joins the committed text.
-    fn commit(&mut self, seg: Segment, t: &mut Transcriber) -> Result<Update, WorkerError> {
-        let base = self.audio_seq;
-        let len = seg.end - seg.start;
-        let mut timings = Timings {
-            audio_first_seq: base,
-            audio_end_seq: base + len as u64,
-            ..Timings::default()
-        };
-        if seg.has_speech {
-            let r = t.transcribe(&self.audio[..len * FRAME_SAMPLES])?;
-            timings = timings_of(&r, base, base + len as u64);
-            if !r.text.is_empty() {
-                self.committed.push(r.text);
-            }
+    fn final_mode(&self) -> Mode<'static> {
+        if self.policy.timestamps {
+            Mode::Timestamps
+        } else {
+            Mode::Text { prefix: &[] }
         }
-        self.audio.drain(..len * FRAME_SAMPLES);
-        self.audio_seq += len as u64;
+    }
+
+    /// `segments` of a pass over `start..end` as session spans; without segments (a text-only
+    /// pass), its whole `text` as one.
+    fn spans(
+        segments: &[TimedSegment],
+        text: &str,
+        model: &dyn PassModel,
+        start: u64,
+        end: u64,
+    ) -> Vec<TimedText> {
+        if segments.is_empty() {
+            return if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![TimedText {
+                    start_seq: start,
+                    end_seq: end,
+                    text: text.to_string(),
+                }]
+            };
+        }
+        segments
+            .iter()
+            .filter_map(|s| {
+                let text = model.text(&s.tokens).trim().to_string();
+                (!text.is_empty()).then(|| TimedText {
+                    start_seq: (start + s.start as u64).min(end),
+                    end_seq: (start + s.end.max(s.start) as u64).min(end),
+                    text,
+                })
+            })
+            .collect()
+    }
+
+    /// Commits text and moves the prompt on; a loop resets the prompt (a repeated phrase in
+    /// it makes the next window repeat too).
+    fn record(&mut self, w: WindowText, tokens: &[u32], looped: bool) {
+        if looped {
+            self.prompt.clear();
+        } else {
+            self.prompt.extend_from_slice(tokens);
+        }
+        self.windows.push(w);
+    }
+
+    /// The window is full. If it ends in a pause after its speech, it is committed up to
+    /// where its final pass would end (the speculative final's result, when it has one).
+    /// Otherwise one pass with timestamps finds the segments, the window is cut at the best
+    /// segment end, and the text before the cut is committed.
+    fn commit(&mut self, model: &mut dyn PassModel) -> Result<Update, WorkerError> {
+        let start = self.window.start_seq();
+        let end = self.window.end_seq();
+        let final_end = self.window.final_end(self.policy.pause_frames);
+        if final_end < end {
+            let spec = self
+                .speculative
+                .take()
+                .filter(|s| s.window_start == start && s.end == final_end);
+            let r = match spec {
+                Some(s) => s.result,
+                None => model.pass(
+                    self.window.audio_until(final_end),
+                    &self.request(self.final_mode()),
+                )?,
+            };
+            let spans = Self::spans(&r.segments, &r.text, model, start, final_end);
+            let frame = (final_end - start) as usize;
+            return Ok(self.commit_window(
+                frame,
+                r.text.clone(),
+                r.tokens.clone(),
+                spans,
+                r.timings,
+                &r,
+            ));
+        }
+        let r = model.pass(
+            self.window.audio_until(end),
+            &self.request(Mode::Timestamps),
+        )?;
+        let texts: Vec<String> = r.segments.iter().map(|s| model.text(&s.tokens)).collect();
+        let (speech, energy) = (self.window.speech(), self.window.energy());
+        let mut timings = r.timings;
+        let (frame, text, tokens, spans, last) = match cut::choose(
+            speech,
+            energy,
+            if r.silent { &[] } else { &r.segments },
+            &texts,
+        ) {
+            Cut::Segments { frame, segments } => {
+                let kept = &r.segments[..segments];
+                let tokens: Vec<u32> = kept.iter().flat_map(|s| s.tokens.clone()).collect();
+                let text = join(texts[..segments].iter().map(String::as_str));
+                let spans = Self::spans(kept, &text, model, start, start + frame as u64);
+                (frame, text, tokens, spans, r)
+            }
+            Cut::Pause { frame } => {
+                let cut_seq = start + frame as u64;
+                if !r.silent && self.window.has_speech_before(cut_seq) {
+                    let mode = self.final_mode();
+                    let p = model.pass(self.window.audio_until(cut_seq), &self.request(mode))?;
+                    add(&mut timings, &p.timings);
+                    let spans = Self::spans(&p.segments, &p.text, model, start, cut_seq);
+                    (frame, p.text.clone(), p.tokens.clone(), spans, p)
+                } else {
+                    (frame, String::new(), Vec::new(), Vec::new(), r)
+                }
+            }
+        };
+        Ok(self.commit_window(frame, text, tokens, spans, timings, &last))
+    }
+
+    /// Commits the window's first `frame` frames with their text; `last` is the pass that
+    /// produced it.
+    fn commit_window(
+        &mut self,
+        frame: usize,
+        text: String,
+        tokens: Vec<u32>,
+        spans: Vec<TimedText>,
+        timings: PassTimings,
+        last: &Transcript,
+    ) -> Update {
+        let start = self.window.start_seq();
+        let end = self.window.end_seq();
+        let cut_seq = start + frame as u64;
+        log::debug!(
+            "hard commit at frame {cut_seq} ({} s into a {} s window): {text:?}",
+            frame as f32 * 0.02,
+            (end - start) as f32 * 0.02
+        );
+        self.record(
+            WindowText {
+                start_seq: start,
+                end_seq: cut_seq,
+                text,
+                segments: spans,
+                timings,
+                tokens: last.decoded.tokens.len(),
+                no_speech_prob: last.decoded.no_speech_prob,
+                avg_logprob: last.decoded.avg_logprob,
+            },
+            &tokens,
+            last.looped,
+        );
+        self.window.drop_front(frame);
         self.hypothesis.clear();
-        self.stable.clear();
+        self.stable = 0;
+        self.speculative = None;
         self.last_sent = (self.committed(), String::new());
-        Ok(Update {
+        Update {
             stable: self.committed(),
             tentative: String::new(),
+            timings: timings_of(last, start, end),
+        }
+    }
+
+    /// Where a speculative final would end now: a pause after speech is long enough.
+    fn speculative_target(&self) -> Option<u64> {
+        let last = self.window.last_speech_seq()?;
+        let end = last + 1 + self.policy.pause_frames as u64;
+        (self.window.end_seq() >= end).then_some(end)
+    }
+
+    /// The pass due at `now`, if any: a speculative final as soon as a pause is long enough
+    /// (once per pause), else a provisional pass when there is new speech and the interval has
+    /// passed.
+    pub fn next_pass(&self, now: Instant) -> Option<PassKind> {
+        if let Some(end) = self.speculative_target() {
+            let done = self
+                .speculative
+                .as_ref()
+                .is_some_and(|s| s.window_start == self.window.start_seq() && s.end == end);
+            return (!done).then_some(PassKind::Speculative { end });
+        }
+        let last_speech = self.window.last_speech_seq()?;
+        let speech_frames = self.window.speech().iter().filter(|&&s| s).count();
+        let due = self.provisional_due(now);
+        (last_speech >= self.provisional_end
+            && speech_frames >= self.policy.first_provisional_frames
+            && due)
+            .then_some(PassKind::Provisional)
+    }
+
+    fn provisional_due(&self, now: Instant) -> bool {
+        self.last_provisional
+            .is_none_or(|t| now.duration_since(t) >= self.policy.provisional_interval)
+    }
+
+    /// When the interval since the last provisional pass is over (`None`: already).
+    pub fn provisional_due_at(&self) -> Option<Instant> {
+        self.last_provisional
+            .map(|t| t + self.policy.provisional_interval)
+    }
+
+    /// Runs `kind`. A cancelled pass ([`WorkerError::Cancelled`]) changes nothing.
+    pub fn run(
+        &mut self,
+        kind: PassKind,
+        model: &mut dyn PassModel,
+        now: Instant,
+    ) -> Result<Option<Update>, WorkerError> {
+        match kind {
+            PassKind::Provisional => self.run_provisional(model, now),
+            PassKind::Speculative { end } => self.run_speculative(end, model),
+        }
+    }
+
+    fn run_provisional(
+        &mut self,
+        model: &mut dyn PassModel,
+        now: Instant,
+    ) -> Result<Option<Update>, WorkerError> {
+        self.last_provisional = Some(now);
+        let start = self.window.start_seq();
+        let end = self.window.end_seq();
+        let prefix = self.hypothesis[..self.stable].to_vec();
+        let r = model.pass(
+            self.window.audio_until(end),
+            &self.request(Mode::Text { prefix: &prefix }),
+        )?;
+        self.provisional_end = end;
+        Ok(self.hypothesis(&r, model, start, end))
+    }
+
+    fn run_speculative(
+        &mut self,
+        end: u64,
+        model: &mut dyn PassModel,
+    ) -> Result<Option<Update>, WorkerError> {
+        let start = self.window.start_seq();
+        let r = model.pass(
+            self.window.audio_until(end),
+            &self.request(self.final_mode()),
+        )?;
+        let timings = timings_of(&r, start, end);
+        let update = self.hypothesis(&r, model, start, end);
+        self.speculative = Some(Speculative {
+            window_start: start,
+            end,
+            result: r,
             timings,
+        });
+        Ok(update)
+    }
+
+    /// Takes a pass' hypothesis: stable tokens by agreement with the previous one, and the
+    /// text to show if it changed.
+    fn hypothesis(
+        &mut self,
+        r: &Transcript,
+        model: &dyn PassModel,
+        start: u64,
+        end: u64,
+    ) -> Option<Update> {
+        if r.silent {
+            return None;
+        }
+        let stable = stable_len(&self.hypothesis, &r.tokens, self.stable, |t| {
+            model.starts_word(t)
+        });
+        self.hypothesis = r.tokens.clone();
+        self.stable = stable;
+        let full = model.text(&self.hypothesis);
+        let stable_text = model.text(&self.hypothesis[..self.stable]);
+        let tentative = full
+            .strip_prefix(&stable_text)
+            .unwrap_or(&full)
+            .trim()
+            .to_string();
+        let committed = self.committed();
+        let shown = (join([committed.as_str(), stable_text.as_str()]), tentative);
+        if shown == self.last_sent {
+            return None;
+        }
+        self.last_sent = shown.clone();
+        Some(Update {
+            stable: shown.0,
+            tentative: shown.1,
+            timings: timings_of(r, start, end),
         })
     }
 
-    /// A provisional pass over the open segment, if one is due: at least the interval since the
-    /// last, new audio since, and speech in the open segment.
-    pub fn provisional(
-        &mut self,
-        t: &mut Transcriber,
-        now: Instant,
-    ) -> Result<Option<Update>, WorkerError> {
-        let due = self
-            .last_pass
-            .is_none_or(|last| now.duration_since(last) >= self.policy.provisional_interval);
-        if !due || self.frames_since_pass == 0 || !self.segmenter.has_speech() {
-            return Ok(None);
-        }
-        self.last_pass = Some(now);
-        self.frames_since_pass = 0;
-        let end = self.audio_seq + (self.audio.len() / FRAME_SAMPLES) as u64;
-        let r = t.transcribe(&self.audio)?;
-        let (stable, tentative) = advance_stable(&self.stable, &self.hypothesis, &r.text);
-        self.hypothesis = r.text.clone();
-        self.stable = stable;
-        let shown = (join(&self.committed, &self.stable), tentative);
-        if shown == self.last_sent {
-            return Ok(None);
-        }
-        self.last_sent = shown.clone();
-        Ok(Some(Update {
-            stable: shown.0,
-            tentative: shown.1,
-            timings: timings_of(&r, self.audio_seq, end),
-        }))
-    }
-
-    /// The session ended: the final text. A last pass runs only if the open segment holds
-    /// speech; after a pause the committed text is the answer.
-    pub fn finish(&mut self, t: &mut Transcriber) -> Result<(String, Timings), WorkerError> {
-        let end = self.audio_seq + (self.audio.len() / FRAME_SAMPLES) as u64;
-        let mut timings = Timings {
-            audio_first_seq: self.audio_seq,
-            audio_end_seq: end,
-            ..Timings::default()
-        };
-        if self.segmenter.has_speech() && !self.audio.is_empty() {
-            let r = t.transcribe(&self.audio)?;
-            timings = timings_of(&r, self.audio_seq, end);
-            if !r.text.is_empty() {
-                self.committed.push(r.text);
+    /// The session ended before frame `end` (every frame before it pushed): the final text.
+    /// The speculative final is the answer when the session ended with no speech after it;
+    /// otherwise one last pass over the window (only if it holds speech).
+    pub fn finish(&mut self, end: u64, model: &mut dyn PassModel) -> Result<Final, WorkerError> {
+        debug_assert!(self.next_seq() >= end, "frames before the end are pushed");
+        let start = self.window.start_seq();
+        let final_end = self.window.final_end(self.policy.pause_frames).min(end);
+        let spec = self
+            .speculative
+            .take()
+            .filter(|s| s.window_start == start && s.end == final_end);
+        let (result, timings, speculative) = match spec {
+            Some(s) => (Some(s.result), s.timings, true),
+            None if self.window.has_speech_before(final_end) => {
+                let mode = self.final_mode();
+                let r = model.pass(self.window.audio_until(final_end), &self.request(mode))?;
+                let t = timings_of(&r, start, final_end);
+                (Some(r), t, false)
             }
+            None => (
+                None,
+                Timings {
+                    audio_first_seq: start,
+                    audio_end_seq: final_end,
+                    ..Timings::default()
+                },
+                false,
+            ),
+        };
+        if let Some(r) = result {
+            let spans = Self::spans(&r.segments, &r.text, model, start, final_end);
+            self.record(
+                WindowText {
+                    start_seq: start,
+                    end_seq: final_end,
+                    text: r.text.clone(),
+                    segments: spans,
+                    timings: r.timings,
+                    tokens: r.decoded.tokens.len(),
+                    no_speech_prob: r.decoded.no_speech_prob,
+                    avg_logprob: r.decoded.avg_logprob,
+                },
+                &r.tokens,
+                r.looped,
+            );
         }
-        self.audio.clear();
-        Ok((self.committed(), timings))
+        self.window.drop_front(self.window.len());
+        Ok(Final {
+            text: self.committed(),
+            timings,
+            speculative,
+            windows: std::mem::take(&mut self.windows),
+        })
     }
 }
+
+#[cfg(test)]
+mod tests;

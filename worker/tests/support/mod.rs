@@ -44,33 +44,34 @@ pub fn reference_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference_dump.py")
 }
 
-/// The token ids of one reference result.
-pub fn tokens_of(v: &serde_json::Value) -> Vec<u32> {
-    v["tokens"]
-        .as_array()
-        .expect("tokens")
-        .iter()
-        .map(|t| t.as_u64().expect("token id") as u32)
-        .collect()
+/// What the reference transcriber computed for one file.
+pub struct Reference {
+    /// Its token ids.
+    pub tokens: Vec<u32>,
+    /// Its text.
+    pub text: String,
+    /// The log-mel it decoded (`[n_mels][3000]`).
+    pub mel: Vec<f32>,
 }
 
-/// Runs the reference (tiny.en int8) on `files`; one JSON value per file.
-pub fn reference_tokens(files: &[PathBuf]) -> Vec<serde_json::Value> {
+/// Runs the reference (tiny.en int8) on `files`.
+pub fn reference_tokens(files: &[PathBuf]) -> Vec<Reference> {
     reference_tokens_for("tiny.en", files)
 }
 
 /// Runs the reference with `model` (int8) on `files`.
-pub fn reference_tokens_for(model: &str, files: &[PathBuf]) -> Vec<serde_json::Value> {
+pub fn reference_tokens_for(model: &str, files: &[PathBuf]) -> Vec<Reference> {
     reference_tokens_variant(model, "int8", files)
 }
 
-/// Runs the reference with `model` in `variant` (`int8` or `fp32`) on `files`.
-pub fn reference_tokens_variant(
-    model: &str,
-    variant: &str,
-    files: &[PathBuf],
-) -> Vec<serde_json::Value> {
+/// Runs the reference with `model` in `variant` (`int8` or `fp32`) on `files`: its tokens,
+/// text, and the log-mel it decoded from. (Token identity is checked from the reference's own
+/// mel: ours differs by ~1e-6, within the 1e-4 the mel test allows, and that is enough to flip
+/// a near-tie such as "Four" / "4." on cards/002 on some CPUs.)
+pub fn reference_tokens_variant(model: &str, variant: &str, files: &[PathBuf]) -> Vec<Reference> {
     let model = v2m_worker::model::files::models_dir().join(model);
+    let mel_dir = scratch().join(format!("ref-mel-{variant}-{}", files.len()));
+    std::fs::create_dir_all(&mel_dir).unwrap();
     let out = Command::new(python())
         .arg(reference_script())
         .args([
@@ -78,6 +79,8 @@ pub fn reference_tokens_variant(
             model.as_os_str(),
             variant.as_ref(),
             "2".as_ref(),
+            "--mel-dir".as_ref(),
+            mel_dir.as_os_str(),
         ])
         .args(files)
         .output()
@@ -90,7 +93,25 @@ pub fn reference_tokens_variant(
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .enumerate()
+        .map(|(i, l)| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let mel = std::fs::read(mel_dir.join(format!("{i}.f32")))
+                .unwrap()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            Reference {
+                tokens: v["tokens"]
+                    .as_array()
+                    .expect("tokens")
+                    .iter()
+                    .map(|t| t.as_u64().expect("token id") as u32)
+                    .collect(),
+                text: v["text"].as_str().unwrap_or_default().to_string(),
+                mel,
+            }
+        })
         .collect()
 }
 

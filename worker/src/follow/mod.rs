@@ -1,23 +1,28 @@
-//! `v2m-worker run`: connect to v2m-rt, receive the ring, follow the sessions it assigns, send
-//! provisional and final text back.
+//! `v2m-worker run`: connect to v2m-rt ([`handshake`]), receive the ring, follow the sessions
+//! it assigns ([`inbox`]), run the passes each session's stream asks for while a watcher
+//! aborts those no longer wanted ([`watch`]), send provisional and final text back.
 
-use crate::error::WorkerError;
+pub mod handshake;
+pub mod inbox;
+pub mod watch;
+
+use crate::error::{ConnectionKind, WorkerError};
 use crate::memory;
-use crate::model::session::Canceller;
-use crate::stream::session::{SessionStream, StreamPolicy, Update};
+use crate::stream::session::{PassKind, SessionStream, StreamPolicy, Update};
 use crate::transcriber::Transcriber;
+use inbox::{Inbox, spawn_inbox};
 use std::collections::VecDeque;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{
-    self, Assignment, DaemonMessage, FinalText, Hello, PeerMessage, ProvisionalText, ReadLag, Role,
-    WorkerHealth, WorkerIdentity, WorkerMessage,
+    self, Assignment, DaemonMessage, FinalText, PeerMessage, ProvisionalText, ReadLag,
+    WorkerHealth, WorkerMessage,
 };
 use v2m_shm_proto::ring::{Frame, RingReader};
+use watch::{Rule, Watch, spawn_watcher};
 
 /// How the worker follows.
 pub struct FollowOptions {
@@ -38,10 +43,9 @@ pub enum FollowEnd {
     Shutdown,
 }
 
-enum Inbox {
-    Daemon(DaemonMessage),
-    Closed(String),
-}
+/// Longest sleep while following a session: assignments (a cancel, the next session) are
+/// looked at at least this often.
+const MAX_WAIT: Duration = Duration::from_millis(100);
 
 struct Active {
     id: u64,
@@ -52,40 +56,13 @@ struct Active {
     capture_to_read: ReadLag,
 }
 
-/// The session whose provisional pass is running, and how to cancel it.
-type Watch = Arc<Mutex<Option<(u64, Canceller)>>>;
-
-/// Aborts a provisional pass whose session ends while it runs, so the final pass starts at
-/// once instead of after a pass whose result nobody wants. Holds its own view of the ring and
-/// sleeps on it (woken by frames and by session closes).
-fn spawn_watcher(mut ring: RingReader, watch: Watch) {
-    std::thread::spawn(move || {
-        loop {
-            {
-                let mut w = watch.lock().unwrap_or_else(|p| p.into_inner());
-                // Cancel under the lock: once the follower has cleared `watch`, no late
-                // cancel can reach the next pass.
-                if let Some((id, canceller)) = w.as_ref()
-                    && ring.session(*id).is_none_or(|r| !r.is_open())
-                {
-                    canceller.cancel();
-                    *w = None;
-                }
-            }
-            ring.seek(ring.write_seq());
-            ring.wait(Duration::from_millis(100));
-        }
-    });
-}
-
 /// The worker's side of the connection.
 struct Follower<L> {
-    /// Session whose provisional pass is running, for the watcher.
-    watch: Watch,
     opts: FollowOptions,
     sock: UnixStream,
     reader: RingReader,
     inbox: Receiver<Inbox>,
+    watch: Watch,
     load: L,
     model: Option<Transcriber>,
     ep: String,
@@ -105,70 +82,27 @@ where
     let t = Instant::now();
     model.transcribe(&[0.0; 16_000])?;
     log::info!("warm-up pass: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
-    let model_label = model.files().label();
     let ep = model.execution_provider().name.to_string();
-
-    let conn =
-        |e: std::io::Error| WorkerError::Connection(format!("{}: {e}", opts.socket.display()));
-    let mut sock = UnixStream::connect(&opts.socket).map_err(conn)?;
-    let hello = PeerMessage::Hello(Hello::new(Role::Worker(WorkerIdentity {
-        name: opts.name.clone(),
-        model: model_label.clone(),
-    })));
-    protocol::write_frame(&mut sock, &hello).map_err(|e| WorkerError::Connection(e.to_string()))?;
-    let (welcome, fd) = protocol::read_frame_with_fd::<DaemonMessage>(&sock)
-        .map_err(|e| WorkerError::Connection(e.to_string()))?
-        .ok_or_else(|| WorkerError::Connection("v2m-rt closed the connection".into()))?;
-    match welcome {
-        DaemonMessage::Welcome(_) => {}
-        DaemonMessage::Response(r) => {
-            return Err(WorkerError::Connection(match r.result {
-                Err(e) => format!("refused: {e}"),
-                Ok(_) => "unexpected reply to hello".into(),
-            }));
-        }
-        other => {
-            return Err(WorkerError::Connection(format!(
-                "expected a welcome, got {other:?}"
-            )));
-        }
-    }
-    let fd = fd.ok_or_else(|| WorkerError::Connection("no ring attached to the welcome".into()))?;
-    let ring_err = |e: v2m_shm_proto::ring::RingError| WorkerError::Connection(e.to_string());
-    let watch_reader = RingReader::open(fd.try_clone().map_err(conn)?).map_err(ring_err)?;
-    let reader = RingReader::open(fd).map_err(ring_err)?;
+    let (sock, fd) = handshake::connect(&opts.socket, &opts.name, &model.files().label())?;
+    let io = |e: std::io::Error| WorkerError::connection(ConnectionKind::Protocol, e);
+    let ring = |e: v2m_shm_proto::ring::RingError| WorkerError::connection(ConnectionKind::Ring, e);
+    let watch_reader = RingReader::open(fd.try_clone().map_err(io)?).map_err(ring)?;
+    let reader = RingReader::open(fd).map_err(ring)?;
     log::info!(
         "connected to {} as {}; ring of {} frames",
         opts.socket.display(),
         opts.name,
         reader.geometry().capacity
     );
-
-    let (tx, inbox) = mpsc::channel();
-    let mut read_half = sock.try_clone().map_err(conn)?;
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        loop {
-            let msg = match protocol::read_frame::<_, DaemonMessage>(&mut read_half, &mut buf) {
-                Ok(Some(m)) => Inbox::Daemon(m),
-                Ok(None) => Inbox::Closed("v2m-rt closed the connection".into()),
-                Err(e) => Inbox::Closed(e.to_string()),
-            };
-            let closed = matches!(msg, Inbox::Closed(_));
-            if tx.send(msg).is_err() || closed {
-                return;
-            }
-        }
-    });
-
-    let watch: Watch = Arc::new(Mutex::new(None));
-    spawn_watcher(watch_reader, Arc::clone(&watch));
+    let watch = Watch::default();
+    spawn_watcher(watch_reader, watch.clone());
+    let inbox = spawn_inbox(sock.try_clone().map_err(io)?, watch.clone());
     let mut f = Follower {
-        watch,
         opts,
         sock,
         reader,
         inbox,
+        watch,
         load,
         model: Some(model),
         ep,
@@ -186,7 +120,7 @@ where
 {
     fn send(&mut self, msg: WorkerMessage) -> Result<(), WorkerError> {
         protocol::write_frame(&mut self.sock, &PeerMessage::Worker(msg))
-            .map_err(|e| WorkerError::Connection(e.to_string()))
+            .map_err(|e| WorkerError::connection(ConnectionKind::Protocol, e))
     }
 
     fn send_health(&mut self, note: &str) -> Result<(), WorkerError> {
@@ -202,7 +136,7 @@ where
     /// Handles one message; `Some` ends following.
     fn handle(&mut self, msg: Inbox) -> Result<Option<FollowEnd>, WorkerError> {
         match msg {
-            Inbox::Closed(why) => Err(WorkerError::Connection(why)),
+            Inbox::Closed(why) => Err(WorkerError::connection(ConnectionKind::Closed, why)),
             Inbox::Daemon(DaemonMessage::Assignment(a)) => match a {
                 Assignment::Session { session_id, .. } => {
                     if self.active.as_ref().map(|a| a.id) != Some(session_id)
@@ -245,12 +179,20 @@ where
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => {
-                        return Err(WorkerError::Connection("control reader stopped".into()));
+                        return Err(WorkerError::connection(
+                            ConnectionKind::Closed,
+                            "control reader stopped",
+                        ));
                     }
                 }
                 continue;
             }
-            self.step(&mut frame)?;
+            match self.step(&mut frame) {
+                Ok(()) => {}
+                // Only an explicit cancel stops a commit or final pass; the inbox has it.
+                Err(WorkerError::Cancelled) => log::debug!("pass cancelled with its session"),
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -302,7 +244,8 @@ where
         Ok(())
     }
 
-    /// Reads what the ring has for the active session, passes, and finishes it at its end.
+    /// Reads what the ring has for the active session, finishes it at its end, else runs the
+    /// pass its stream wants next or sleeps until there may be one.
     fn step(&mut self, frame: &mut Frame) -> Result<(), WorkerError> {
         let Some(active) = self.active.as_mut() else {
             return Ok(());
@@ -319,71 +262,102 @@ where
         let model = self
             .model
             .as_mut()
-            .expect("a model is loaded for an active session");
-        let mut updates = Vec::new();
-        let mut read = 0;
-        while end.is_none_or(|e| active.stream.next_seq() < e) && read < 50 {
-            if self.reader.try_read(frame).is_none() {
-                break;
-            }
-            let captured = frame.meta.capture_ns;
-            if captured >= active.taken_up_ns {
-                active
-                    .capture_to_read
-                    .record(monotonic_ns().saturating_sub(captured));
-            }
-            if let Some(e) = end
-                && frame.seq >= e
-            {
-                // The ring lost frames right up to the end (and beyond): silence in their place.
-                updates.extend(active.stream.fill_lost_until(e, model)?);
-                break;
-            }
-            updates.extend(active.stream.push(frame, model)?);
-            read += 1;
-        }
+            .ok_or_else(|| WorkerError::Inference("no model loaded for the session".into()))?;
+        let canceller = model.canceller();
+        // A window that fills up is committed while frames are read: a pass only an explicit
+        // cancel stops.
+        canceller.reset();
+        self.watch.set(
+            id,
+            active.stream.next_seq(),
+            Rule::Explicit,
+            canceller.clone(),
+        );
+        let read = read_frames(&mut self.reader, frame, active, end, model);
+        self.watch.clear();
+        let mut updates = read?;
         if let Some(e) = end
             && active.stream.next_seq() >= e
         {
-            model.canceller().reset();
-            let (text, timings) = active.stream.finish(model)?;
+            canceller.reset();
+            self.watch.set(
+                id,
+                active.stream.next_seq(),
+                Rule::Explicit,
+                canceller.clone(),
+            );
+            let finished = active.stream.finish(e, model);
+            self.watch.clear();
+            let f = finished?;
             let lost = active.stream.lost();
             let capture_to_read = std::mem::take(&mut active.capture_to_read);
             self.active = None;
             for u in updates {
                 self.send_provisional(id, u)?;
             }
-            log::info!("session {id} final ({} frames lost): {text:?}", lost);
+            log::info!(
+                "session {id} final ({} frames lost, {}): {} characters",
+                lost,
+                if f.speculative {
+                    "speculative pass"
+                } else {
+                    "pass after the end"
+                },
+                f.text.len()
+            );
+            log::debug!("session {id} final text: {:?}", f.text);
             return self.send(WorkerMessage::Final(FinalText {
                 session_id: id,
-                text,
+                text: f.text,
                 worker: self.opts.name.clone(),
                 stop_to_final_ms: 0.0,
-                timings,
+                timings: f.timings,
                 capture_to_read,
+                speculative: f.speculative,
             }));
         }
-        // Provisional passes only when caught up: while replaying a backlog they would be stale.
-        if self.reader.position() >= self.reader.write_seq() {
-            let canceller = model.canceller();
-            canceller.reset();
-            *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, canceller.clone()));
-            let pass = active.stream.provisional(model, Instant::now());
-            *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            canceller.reset();
-            match pass {
-                Ok(u) => updates.extend(u),
-                Err(WorkerError::Cancelled) => {
-                    log::debug!("provisional pass cancelled: session {id} ended")
+        let now = Instant::now();
+        match active.stream.next_pass(now) {
+            Some(kind) => {
+                let rule = match kind {
+                    PassKind::Provisional => Rule::Provisional {
+                        pause_frames: active.stream.policy().pause_frames,
+                        trailing: active
+                            .stream
+                            .window()
+                            .speech()
+                            .iter()
+                            .rev()
+                            .take_while(|&&s| !s)
+                            .count(),
+                    },
+                    PassKind::Speculative { .. } => Rule::Speculative,
+                };
+                canceller.reset();
+                self.watch
+                    .set(id, active.stream.next_seq(), rule, canceller.clone());
+                let pass = active.stream.run(kind, model, now);
+                self.watch.clear();
+                canceller.reset();
+                match pass {
+                    Ok(u) => updates.extend(u),
+                    Err(WorkerError::Cancelled) => log::debug!("{kind:?} pass cancelled"),
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
+            None if self.reader.position() >= self.reader.write_seq() => {
+                // Sleep until a frame, a session change, or the provisional interval's end.
+                let wait = active
+                    .stream
+                    .provisional_due_at()
+                    .map_or(MAX_WAIT, |t| t.saturating_duration_since(now))
+                    .clamp(Duration::from_millis(1), MAX_WAIT);
+                self.reader.wait(wait);
+            }
+            None => {}
         }
         for u in updates {
             self.send_provisional(id, u)?;
-        }
-        if read == 0 {
-            self.reader.wait(Duration::from_millis(20));
         }
         Ok(())
     }
@@ -397,4 +371,35 @@ where
             timings: u.timings,
         }))
     }
+}
+
+/// Feeds the stream every frame of the session the ring holds (up to its end, if it ended).
+fn read_frames(
+    reader: &mut RingReader,
+    frame: &mut Frame,
+    active: &mut Active,
+    end: Option<u64>,
+    model: &mut Transcriber,
+) -> Result<Vec<Update>, WorkerError> {
+    let mut updates = Vec::new();
+    while end.is_none_or(|e| active.stream.next_seq() < e) {
+        if reader.try_read(frame).is_none() {
+            break;
+        }
+        let captured = frame.meta.capture_ns;
+        if captured >= active.taken_up_ns {
+            active
+                .capture_to_read
+                .record(monotonic_ns().saturating_sub(captured));
+        }
+        if let Some(e) = end
+            && frame.seq >= e
+        {
+            // The ring lost frames right up to the end (and beyond): silence in their place.
+            updates.extend(active.stream.fill_lost_until(e, model)?);
+            break;
+        }
+        updates.extend(active.stream.push(frame, model)?);
+    }
+    Ok(updates)
 }

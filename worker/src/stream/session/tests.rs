@@ -1,0 +1,430 @@
+//! The session's windowing, agreement, speculative final and commits against a scripted model:
+//! each 20 ms frame's samples carry a word id (0 is silence), and the model "hears" a word per
+//! run of equal ids. Ids from 500 end a sentence.
+
+use super::*;
+use crate::decode::greedy::Decoded;
+
+const SENTENCE_END: u32 = 500;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    frames: usize,
+    previous: Vec<u32>,
+    prefix: Option<Vec<u32>>,
+    timestamps: bool,
+}
+
+#[derive(Default)]
+struct Scripted {
+    calls: Vec<Call>,
+    /// Errors to return from the next passes, first first.
+    fail: Vec<WorkerError>,
+    /// Makes every pass report a collapsed repetition loop.
+    looped: bool,
+}
+
+/// Word runs in `audio`: (id, first frame, end frame).
+fn runs(audio: &[f32]) -> Vec<(u32, usize, usize)> {
+    let ids: Vec<u32> = audio
+        .chunks(FRAME_SAMPLES)
+        .map(|f| (f[0] * 1000.0).round() as u32)
+        .collect();
+    let mut out: Vec<(u32, usize, usize)> = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        match out.last_mut() {
+            Some(r) if r.0 == id && r.2 == i => r.2 = i + 1,
+            _ if id != 0 => out.push((id, i, i + 1)),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl PassModel for Scripted {
+    fn pass(&mut self, audio: &[f32], req: &DecodeRequest<'_>) -> Result<Transcript, WorkerError> {
+        let frames = audio.len() / FRAME_SAMPLES;
+        let (prefix, timestamps) = match req.mode {
+            Mode::Text { prefix } => (Some(prefix.to_vec()), false),
+            Mode::Timestamps => (None, true),
+        };
+        self.calls.push(Call {
+            frames,
+            previous: req.previous.to_vec(),
+            prefix: prefix.clone(),
+            timestamps,
+        });
+        if !self.fail.is_empty() {
+            return Err(self.fail.remove(0));
+        }
+        let runs = runs(audio);
+        let heard: Vec<u32> = runs.iter().map(|r| r.0).collect();
+        let tokens = match &prefix {
+            Some(p) => p
+                .iter()
+                .copied()
+                .chain(heard.iter().skip(p.len()).copied())
+                .collect(),
+            None => heard.clone(),
+        };
+        let mut segments = Vec::new();
+        if timestamps {
+            let mut current: Option<TimedSegment> = None;
+            for &(id, a, b) in &runs {
+                let s = current.get_or_insert(TimedSegment {
+                    start: a as u32,
+                    end: b as u32,
+                    tokens: vec![],
+                    complete: false,
+                });
+                s.tokens.push(id);
+                s.end = b as u32;
+                if id >= SENTENCE_END {
+                    let mut s = current.take().unwrap();
+                    s.complete = true;
+                    segments.push(s);
+                }
+            }
+            if let Some(mut s) = current {
+                // Complete when silence follows it inside the window.
+                s.complete = (s.end as usize) < frames;
+                segments.push(s);
+            }
+        }
+        let silent = tokens.is_empty();
+        Ok(Transcript {
+            text: self.text(&tokens).trim().to_string(),
+            tokens: tokens.clone(),
+            segments,
+            decoded: Decoded {
+                tokens,
+                ..Decoded::default()
+            },
+            silent,
+            looped: self.looped,
+            language: None,
+            timings: PassTimings {
+                encoder_ms: 10.0,
+                ..PassTimings::default()
+            },
+        })
+    }
+
+    fn text(&self, tokens: &[u32]) -> String {
+        tokens
+            .iter()
+            .map(|&t| {
+                if t >= SENTENCE_END {
+                    format!(" w{t}.")
+                } else {
+                    format!(" w{t}")
+                }
+            })
+            .collect()
+    }
+
+    fn starts_word(&self, _: u32) -> bool {
+        true
+    }
+}
+
+/// Frames of `(id, count)` runs; id 0 is silence (not speech).
+fn script(parts: &[(u32, usize)]) -> Vec<(u32, bool)> {
+    parts
+        .iter()
+        .flat_map(|&(id, n)| std::iter::repeat_n((id, id != 0), n))
+        .collect()
+}
+
+fn frame_of(id: u32) -> [f32; FRAME_SAMPLES] {
+    [id as f32 / 1000.0; FRAME_SAMPLES]
+}
+
+fn policy() -> StreamPolicy {
+    StreamPolicy {
+        provisional_interval: Duration::from_millis(500),
+        first_provisional_frames: 3,
+        pause_frames: 4,
+        max_window_frames: 1500,
+        lead_frames: 5,
+        timestamps: false,
+    }
+}
+
+/// Pushes `frames`, running every pass the stream asks for, with the clock advancing 20 ms a
+/// frame (passes take no time). Returns the updates.
+fn live(
+    s: &mut SessionStream,
+    m: &mut Scripted,
+    frames: &[(u32, bool)],
+    clock: &mut Instant,
+) -> Vec<Update> {
+    let mut updates = Vec::new();
+    for &(id, speech) in frames {
+        updates.extend(s.push_samples(&frame_of(id), speech, m).unwrap());
+        *clock += Duration::from_millis(20);
+        while let Some(kind) = s.next_pass(*clock) {
+            updates.extend(s.run(kind, m, *clock).unwrap());
+        }
+    }
+    updates
+}
+
+fn audio_of(frames: &[(u32, bool)]) -> Vec<f32> {
+    frames.iter().flat_map(|&(id, _)| frame_of(id)).collect()
+}
+
+#[test]
+fn provisional_passes_feed_the_stable_prefix_and_stable_text_only_grows() {
+    let mut s = SessionStream::new(policy(), 0);
+    let mut m = Scripted::default();
+    let mut clock = Instant::now();
+    let frames = script(&[(1, 25), (2, 25), (3, 25), (4, 25)]);
+    let updates = live(&mut s, &mut m, &frames, &mut clock);
+    let provisional: Vec<&Call> = m.calls.iter().filter(|c| c.prefix.is_some()).collect();
+    // First after 3 speech frames, then every 500 ms (25 frames) of new speech.
+    assert_eq!(
+        provisional.iter().map(|c| c.frames).collect::<Vec<_>>(),
+        [3, 28, 53, 78]
+    );
+    // A word is stable once two hypotheses agree on it and both go on past it.
+    assert_eq!(provisional[2].prefix.as_deref(), Some(&[][..]));
+    assert_eq!(provisional[3].prefix.as_deref(), Some(&[1][..]));
+    let mut last = String::new();
+    for u in &updates {
+        assert!(u.stable.starts_with(&last), "{last:?} -> {:?}", u.stable);
+        last = u.stable.clone();
+    }
+    assert_eq!(last, "w1 w2");
+    assert_eq!(updates.last().unwrap().tentative, "w3 w4");
+}
+
+#[test]
+fn a_pause_runs_the_speculative_final_once_and_a_stop_after_it_needs_no_pass() {
+    let mut s = SessionStream::new(policy(), 0);
+    let mut m = Scripted::default();
+    let mut clock = Instant::now();
+    let frames = script(&[(0, 3), (1, 10), (2, 10), (0, 30)]);
+    live(&mut s, &mut m, &frames, &mut clock);
+    let spec: Vec<&Call> = m
+        .calls
+        .iter()
+        .filter(|c| c.prefix.as_deref() == Some(&[]) && c.frames == 3 + 20 + 4)
+        .collect();
+    assert_eq!(
+        spec.len(),
+        1,
+        "one speculative pass per pause: {:?}",
+        m.calls
+    );
+    let passes = m.calls.len();
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert_eq!(m.calls.len(), passes, "no pass after the stop");
+    assert!(f.speculative);
+    assert_eq!(f.text, "w1 w2");
+    assert_eq!(
+        (f.timings.audio_first_seq, f.timings.audio_end_seq),
+        (0, 27)
+    );
+}
+
+#[test]
+fn speech_after_the_speculative_final_needs_a_last_pass() {
+    let mut s = SessionStream::new(policy(), 0);
+    let mut m = Scripted::default();
+    let mut clock = Instant::now();
+    let frames = script(&[(1, 10), (0, 6), (2, 3)]);
+    live(&mut s, &mut m, &frames, &mut clock);
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert!(!f.speculative);
+    assert_eq!(f.text, "w1 w2");
+    assert_eq!(m.calls.last().unwrap().frames, 19);
+    // Stopped inside a pause shorter than the speculative trigger: the pass covers it all.
+    let mut s = SessionStream::new(policy(), 0);
+    let mut m = Scripted::default();
+    live(&mut s, &mut m, &script(&[(1, 10), (0, 2)]), &mut clock);
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert!(!f.speculative);
+    assert_eq!(m.calls.last().unwrap().frames, 12);
+}
+
+#[test]
+fn a_cancelled_speculative_pass_is_asked_for_again() {
+    let mut s = SessionStream::new(policy(), 0);
+    let mut m = Scripted::default();
+    for (id, speech) in script(&[(1, 10), (0, 5)]) {
+        s.push_samples(&frame_of(id), speech, &mut m).unwrap();
+    }
+    let now = Instant::now();
+    let kind = s.next_pass(now).unwrap();
+    assert_eq!(kind, PassKind::Speculative { end: 14 });
+    m.fail.push(WorkerError::Cancelled);
+    assert!(matches!(
+        s.run(kind, &mut m, now),
+        Err(WorkerError::Cancelled)
+    ));
+    assert_eq!(s.next_pass(now), Some(kind), "nothing recorded");
+    s.run(kind, &mut m, now).unwrap();
+    assert_eq!(s.next_pass(now), None);
+}
+
+#[test]
+fn a_full_window_is_committed_at_a_sentence_end_and_prompts_the_next() {
+    let p = StreamPolicy {
+        max_window_frames: 60,
+        ..policy()
+    };
+    let mut s = SessionStream::new(p, 0);
+    let mut m = Scripted::default();
+    let mut clock = Instant::now();
+    // A sentence (501, 502.), a pause, a plain phrase cut off by the window's end.
+    let frames = script(&[(1, 10), (501, 10), (0, 6), (2, 20), (3, 30), (0, 5)]);
+    let updates = live(&mut s, &mut m, &frames, &mut clock);
+    let commit = m
+        .calls
+        .iter()
+        .position(|c| c.timestamps)
+        .expect("a commit pass");
+    assert_eq!(m.calls[commit].frames, 60, "over the whole window");
+    assert!(m.calls[commit].previous.is_empty());
+    // Cut in the middle of the pause after the sentence (frames 20..26).
+    assert_eq!(s.window().start_seq(), 23);
+    assert!(
+        m.calls[commit + 1..].iter().all(|c| c.previous == [1, 501]),
+        "later passes are prompted with the committed tokens"
+    );
+    assert!(
+        updates
+            .iter()
+            .any(|u| u.stable == "w1 w501." && u.tentative.is_empty())
+    );
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert_eq!(f.text, "w1 w501. w2 w3");
+    assert_eq!(f.windows.len(), 2);
+    assert_eq!((f.windows[0].start_seq, f.windows[0].end_seq), (0, 23));
+    assert_eq!(f.windows[1].start_seq, 23);
+}
+
+#[test]
+fn without_a_usable_segment_the_cut_is_in_the_best_pause_with_a_pass_for_its_text() {
+    let p = StreamPolicy {
+        max_window_frames: 40,
+        ..policy()
+    };
+    let mut s = SessionStream::new(p, 0);
+    let mut m = Scripted::default();
+    // No sentence end: one segment until frame 38 and it touches the window's end.
+    let frames = script(&[(1, 22), (0, 3), (2, 16), (0, 1)]);
+    for &(id, speech) in &frames {
+        s.push_samples(&frame_of(id), speech, &mut m).unwrap();
+    }
+    // 41 frames pushed: the window was full at the 41st. The only complete segment ends at 25
+    // (silence follows w1... inside the one running segment): the scripted model keeps runs
+    // without a sentence end in one segment that ends with the audio, so none is complete.
+    let commit = m.calls.iter().position(|c| c.timestamps).unwrap();
+    assert_eq!(m.calls.len(), commit + 2, "commit pass, then a text pass");
+    // Longest pause in the second half (frames 20..40): 22..25, cut at 23.
+    assert_eq!(m.calls[commit + 1].frames, 23);
+    assert_eq!(s.window().start_seq(), 23);
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert_eq!(f.text, "w1 w2");
+}
+
+#[test]
+fn a_looped_commit_does_not_prompt_the_next_window() {
+    let p = StreamPolicy {
+        max_window_frames: 30,
+        ..policy()
+    };
+    let mut s = SessionStream::new(p, 0);
+    let mut m = Scripted {
+        looped: true,
+        ..Scripted::default()
+    };
+    for (id, speech) in script(&[(501, 20), (0, 5), (2, 10)]) {
+        s.push_samples(&frame_of(id), speech, &mut m).unwrap();
+    }
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert!(m.calls.iter().all(|c| c.previous.is_empty()));
+    assert_eq!(f.text, "w501. w2");
+}
+
+#[test]
+fn offline_and_live_give_the_same_final() {
+    let p = StreamPolicy {
+        max_window_frames: 50,
+        ..policy()
+    };
+    let frames = script(&[
+        (0, 12),
+        (1, 8),
+        (501, 8),
+        (0, 7),
+        (2, 12),
+        (0, 2),
+        (3, 15),
+        (502, 5),
+        (0, 9),
+        (4, 20),
+        (0, 20),
+    ]);
+    let mut clock = Instant::now();
+    let mut s = SessionStream::new(p, 0);
+    let mut m = Scripted::default();
+    live(&mut s, &mut m, &frames, &mut clock);
+    let live_final = s.finish(s.next_seq(), &mut m).unwrap();
+    assert!(live_final.speculative);
+    // Offline: the same frames, flags from the scripted audio itself.
+    let audio = audio_of(&frames);
+    let mut m2 = Scripted::default();
+    let mut s2 = SessionStream::new(p, 0);
+    for (chunk, &(_, speech)) in audio.chunks(FRAME_SAMPLES).zip(&frames) {
+        s2.push_samples(chunk.try_into().unwrap(), speech, &mut m2)
+            .unwrap();
+    }
+    let offline = s2.finish(s2.next_seq(), &mut m2).unwrap();
+    assert_eq!(live_final.text, offline.text);
+    assert_eq!(live_final.windows, offline.windows);
+    assert_eq!(offline.text, "w1 w501. w2 w3 w502. w4");
+    // Offline ran no provisional or speculative pass: commits and one final only.
+    assert!(m2.calls.len() < m.calls.len());
+}
+
+#[test]
+fn leading_silence_is_not_transcribed_and_silence_alone_needs_no_pass() {
+    let mut s = SessionStream::new(policy(), 1000);
+    let mut m = Scripted::default();
+    for (id, speech) in script(&[(0, 200)]) {
+        s.push_samples(&frame_of(id), speech, &mut m).unwrap();
+    }
+    assert_eq!(s.window().len(), 5, "only the lead is kept");
+    assert_eq!(s.next_pass(Instant::now()), None);
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert!(m.calls.is_empty());
+    assert_eq!(f.text, "");
+    let mut s = SessionStream::new(policy(), 0);
+    for (id, speech) in script(&[(0, 200), (1, 10)]) {
+        s.push_samples(&frame_of(id), speech, &mut m).unwrap();
+    }
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert_eq!(m.calls[0].frames, 15, "lead + speech");
+    assert_eq!(f.windows[0].start_seq, 195);
+}
+
+#[test]
+fn lost_frames_become_silence() {
+    let mut s = SessionStream::new(policy(), 10);
+    let mut m = Scripted::default();
+    let mut frame = Frame {
+        seq: 10,
+        samples: frame_of(1),
+        ..Frame::default()
+    };
+    frame.meta.flags = FrameFlags::SPEECH;
+    s.push(&frame, &mut m).unwrap();
+    frame.seq = 14;
+    s.push(&frame, &mut m).unwrap();
+    assert_eq!(s.lost(), 3);
+    assert_eq!(s.next_seq(), 15);
+    assert_eq!(s.window().speech(), &[true, false, false, false, true]);
+}

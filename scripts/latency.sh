@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Measures v2m's dictation latency end to end: each recording of a set is played in real time
 # through a FIFO microphone (no sound card needed) into a fresh v2m-rt with its worker; start is
-# pressed before it and stop at a chosen delay after its speech ends. Prints a row per run, writes
-# the runs (JSON lines) and a PNG of the distributions, and ends with the summary line:
+# pressed before it and stop at a chosen delay after its speech ends. The same recordings are
+# also transcribed offline (v2m-worker transcribe, same model) to compare with. Prints a row per
+# run, writes the runs (JSON lines) and a PNG of the distributions, and ends with a line per
+# delay, a line per set, the overall line and the streaming line:
+#   latency: delay_ms=… n=… stop_to_final_p50_ms=… stop_to_final_p95_ms=… first_provisional_p50_ms=… wer=…%
+#   set: name=… n=… wer=…% offline_wer=…% speculative=…
 #   latency: n=… stop_to_final_p50_ms=… stop_to_final_p95_ms=… first_provisional_p50_ms=…
 #            provisional_interval_p50_ms=… capture_to_worker_p99_ms=… wer=…%
+#   streaming: n=… wer=…% offline_wer=…% final_pass_p50_ms=…
 #
-#   scripts/latency.sh [--set DIR]... [--delays 0,500] [--limit N] [--config FILE] [--out DIR]
+#   scripts/latency.sh [--set DIR]... [--long] [--delays 0,300,500,1000] [--limit N] [--config FILE] [--out DIR]
 #
 #   --set DIR      WAV files with transcripts (NAME.txt or a pocketsphinx `transcription`
-#                  file); repeatable. Default: pocketsphinx-testdata's librivox and cards.
-#   --delays LIST  ms from the end of speech to stop, one run per recording each (default 0,500)
+#                  file); repeatable. Default: pocketsphinx-testdata's librivox and cards, and
+#                  two recordings of 40-45 s joined from them (hard commits: Whisper's window is
+#                  30 s).
+#   --long         with --set: also the joined long recordings of those sets
+#   --delays LIST  ms from the end of speech to stop, one run per recording each
+#                  (default 0,300,500,1000)
 #   --limit N      only the first N recordings
 #   --config FILE  v2m-rt config (workers, pre-roll…); default: one tiny.en worker on the CPU
 #   --out DIR      where runs.jsonl and latency.png go (default target/latency)
@@ -24,6 +33,7 @@ profile=release
 while [ $# -gt 0 ]; do
     case "$1" in
         --set|--delays|--limit) args+=("$1" "$2"); shift 2 ;;
+        --long) args+=(--long); shift ;;
         --config) args+=(--config "$(realpath "$2")"); shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --debug) profile=debug; shift ;;

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 use support::{Daemon, FakeWorker, SPEECH};
 use v2m_shm_proto::client::Client;
+use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{Reply, RequestBody, Timings, WorkerMessage};
 use v2m_shm_proto::ring::{FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
 use v2m_tests::fifo_mic::{mono16k, sox_raw};
@@ -156,6 +157,72 @@ fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
     assert!(speechy(body) * 10 >= body.len() * 6, "speech not flagged");
     // Frames carry their session id (the pre-roll's were published before the session).
     assert!(frames.last().unwrap().meta.session_id == session_id);
+}
+
+#[test]
+fn stop_keeps_every_sample_captured_before_it() {
+    let _wd = Watchdog::arm(Duration::from_secs(120), "stop at the end of speech");
+    let d = Daemon::start("stop-end", &[], None);
+    let mut w = FakeWorker::connect(&d.socket, "reader");
+    let speech = mono16k(Path::new(SPEECH));
+    // Half a second of silence before the speech, nothing after it: no padding to hide a cut.
+    let mic = sox_raw(
+        Path::new(SPEECH),
+        &["-r", "48000", "-c", "2"],
+        &["pad", "0.5", "0"],
+    );
+    d.wait_frames(25);
+    let mut c = d.client();
+    let Reply::Started { session_id, .. } = c.request(RequestBody::Start).unwrap() else {
+        panic!()
+    };
+    let clip = d.mic.play(&mic);
+    let began = clip.wait_started();
+    // Stop right after the microphone delivered the last sample: it went into the FIFO at the
+    // clip's end, and ALSA reads the pipe (4 KiB: 21 ms) within 25 ms.
+    let end = began + Duration::from_secs_f64(clip.seconds) + Duration::from_millis(25);
+    std::thread::sleep(end.saturating_duration_since(std::time::Instant::now()));
+    let mut stopper = d.client();
+    let stop_ns = monotonic_ns();
+    let stop = std::thread::spawn(move || stopper.request(RequestBody::Stop));
+    while w.ring.session(session_id).unwrap().is_open() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    w.send(final_text(session_id));
+    assert!(matches!(stop.join().unwrap().unwrap(), Reply::Stopped(_)));
+
+    let rec = w.ring.session(session_id).unwrap();
+    let frames = session_frames(&mut w.ring, rec.first_seq, rec.end_seq.unwrap());
+    // The last frame is the one holding the stop instant (v2m-rt stamps the request a moment
+    // after the test does: 5 ms allowed).
+    let last = frames.last().unwrap().meta.capture_ns;
+    eprintln!(
+        "last frame starts {:.1} ms before the stop",
+        (stop_ns as f64 - last as f64) / 1e6
+    );
+    assert!(
+        last <= stop_ns + 5_000_000 && stop_ns < last + FRAME_NS,
+        "the session's last frame ({last}) does not hold the stop instant ({stop_ns})"
+    );
+    // All of the speech is in the session, and it ended just before the stop.
+    let out: Vec<f32> = frames.iter().flat_map(|f| f.samples).collect();
+    let (at, best) = align(&speech, &out);
+    assert!(best > 0.99, "the session's audio differs: {best}");
+    let speech_end = at + speech.len();
+    assert!(
+        speech_end <= out.len(),
+        "the last {} samples of speech were cut off",
+        speech_end - out.len()
+    );
+    let end_frame = &frames[(speech_end - 1) / FRAME_SAMPLES];
+    let captured = end_frame.meta.capture_ns
+        + ((speech_end - 1) % FRAME_SAMPLES) as u64 * 1_000_000_000 / 16_000;
+    let before_stop_ms = (stop_ns as f64 - captured as f64) / 1e6;
+    eprintln!("speech ended {before_stop_ms:.1} ms before the stop");
+    assert!(
+        (-5.0..=60.0).contains(&before_stop_ms),
+        "the stop was not right at the end of speech: {before_stop_ms:.1} ms"
+    );
 }
 
 #[test]

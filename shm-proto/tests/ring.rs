@@ -331,3 +331,38 @@ fn closing_a_session_wakes_a_waiting_reader() {
     control.close_session(1, 3).unwrap();
     assert_eq!(t.join().unwrap(), Readiness::SessionChanged);
 }
+
+#[test]
+fn a_session_ends_with_the_frame_holding_the_stop_instant() {
+    let (mut w, control) = ring::create(64).unwrap();
+    assert_eq!(control.end_at(1_000), None, "nothing published");
+    let ms = 1_000_000u64;
+    let publish_at = |w: &mut RingWriter, t: u64| {
+        w.publish(
+            &[0.0; FRAME_SAMPLES],
+            FrameMeta {
+                capture_ns: t,
+                ..FrameMeta::default()
+            },
+        )
+    };
+    // Frames 0..3 captured at 100, 120, 140 ms.
+    for i in 0..3 {
+        publish_at(&mut w, (100 + 20 * i) * ms);
+    }
+    // An instant inside the newest frame: it ends the session.
+    assert_eq!(control.end_at(150 * ms), Some(3));
+    // After the newest frame's audio: not published yet.
+    assert_eq!(control.end_at(160 * ms), None);
+    assert_eq!(control.end_at(175 * ms), None);
+    // Inside an older frame: one past it.
+    assert_eq!(control.end_at(125 * ms), Some(2));
+    assert_eq!(control.end_at(120 * ms), Some(2));
+    assert_eq!(control.end_at(119 * ms), Some(1));
+    // A gap (the device was lost for a second): an instant in it ends after the frame before.
+    publish_at(&mut w, 1_200 * ms);
+    assert_eq!(control.end_at(500 * ms), Some(3));
+    assert_eq!(control.end_at(1_210 * ms), Some(4));
+    assert_eq!(control.capture_ns(0), Some(100 * ms));
+    assert_eq!(control.capture_ns(4), None);
+}

@@ -30,9 +30,9 @@ fn latency() -> Command {
     Command::new(exe)
 }
 
-/// Whether `line` is `latency: n=<n> …` with every figure a number.
-fn summary_fields(line: &str) -> Vec<(String, f64)> {
-    let rest = line.strip_prefix("latency: ").expect(line);
+/// The `key=value` figures of `line` (which starts with `prefix`), every value a number.
+fn fields_of(prefix: &str, line: &str) -> Vec<(String, f64)> {
+    let rest = line.strip_prefix(prefix).expect(line);
     rest.split(' ')
         .map(|kv| {
             let (k, v) = kv.split_once('=').expect(kv);
@@ -68,8 +68,41 @@ fn a_folder_of_recordings_is_measured_end_to_end() {
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success());
 
-    let last = stdout.lines().last().unwrap();
-    let fields = summary_fields(last);
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Last: streaming finals against the offline transcripts of the same recording.
+    let streaming = fields_of("streaming: ", lines[lines.len() - 1]);
+    let names: Vec<&str> = streaming.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["n", "wer", "offline_wer", "final_pass_p50_ms"]);
+    let got = |f: &[(String, f64)], k: &str| f.iter().find(|(n, _)| n == k).unwrap().1;
+    assert_eq!(got(&streaming, "n"), 2.0);
+    assert!(got(&streaming, "offline_wer") <= 20.0);
+    // One pass over ~7 s of audio on tiny.en: far from zero, far below seconds.
+    assert!((50.0..5_000.0).contains(&got(&streaming, "final_pass_p50_ms")));
+    // A line per stop delay.
+    for delay in [0.0, 400.0] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("latency: delay_ms={delay} ")))
+            .unwrap_or_else(|| panic!("no line for delay {delay}: {stdout}"));
+        let f = fields_of("latency: ", line);
+        let names: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "delay_ms",
+                "n",
+                "stop_to_final_p50_ms",
+                "stop_to_final_p95_ms",
+                "first_provisional_p50_ms",
+                "wer"
+            ]
+        );
+        assert_eq!(got(&f, "n"), 1.0);
+    }
+    assert!(lines.iter().any(|l| l.starts_with("set: name=")));
+    // Then the overall line with every figure.
+    let last = lines[lines.len() - 2];
+    let fields = fields_of("latency: ", last);
     let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
@@ -112,11 +145,20 @@ fn a_folder_of_recordings_is_measured_end_to_end() {
         let frames = m.capture_to_read.frames();
         assert!(frames > 250, "{frames} frames timed");
     }
-    // `summary` reads the runs back to the same line.
+    for m in &measured {
+        assert_eq!(
+            m.offline.as_deref().map(str::is_empty),
+            Some(false),
+            "{m:?}"
+        );
+        assert!(m.final_pass_ms.is_some() || m.speculative, "{m:?}");
+    }
+    // `summary` reads the runs back to the same lines.
     let again = latency().arg("summary").arg(&runs).output().unwrap();
+    let again = String::from_utf8_lossy(&again.stdout).to_string();
     assert_eq!(
-        String::from_utf8_lossy(&again.stdout).lines().last(),
-        Some(last)
+        again.lines().rev().take(2).collect::<Vec<_>>(),
+        lines.iter().rev().take(2).copied().collect::<Vec<_>>()
     );
 }
 

@@ -8,11 +8,12 @@ use crate::capture::{Pace, read_wav};
 use crate::engine::{Engine, LiveSource};
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use nix::sys::signal::Signal;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use v2m_shm_proto::platform::alloc_count;
+use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{
     Assignment, CaptureMetrics, DaemonMessage, DaemonState, ErrorKind, ErrorReply, Event,
     FinalText, PROTOCOL_VERSION, Reply, Request, RequestBody, Response, RingCounters, Role,
@@ -115,6 +116,22 @@ struct Pending {
     deadline: Instant,
 }
 
+/// How long a request that ends audio (stop, cancel, pause) waits for the frames captured
+/// before it; a device that delivers nothing meanwhile does not hold it longer.
+const DRAIN_LIMIT: Duration = Duration::from_millis(500);
+/// How often the loop looks at the ring while a request waits for its audio.
+const DRAIN_POLL: Duration = Duration::from_millis(1);
+
+/// A request held until the audio captured before it is in the ring, with every request the
+/// same peers sent after it (they are answered in order).
+struct Deferred {
+    conn: ConnId,
+    request: Request,
+    /// CLOCK_MONOTONIC ns when it arrived: the instant the session ends.
+    at_ns: u64,
+    received: Instant,
+}
+
 /// The daemon's state and its event loop.
 pub struct Core {
     rx: Receiver<Input>,
@@ -140,6 +157,7 @@ pub struct Core {
     last_end_seq: u64,
     shutting_down: Option<Instant>,
     failed: Option<String>,
+    deferred: VecDeque<Deferred>,
 }
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> Result<Reply, ErrorReply> {
@@ -180,6 +198,7 @@ impl Core {
             last_end_seq: 0,
             shutting_down: None,
             failed: None,
+            deferred: VecDeque::new(),
         }
     }
 
@@ -187,11 +206,17 @@ impl Core {
     pub fn run(mut self) -> Result<(), String> {
         self.supervisor.tick();
         loop {
-            match self.rx.recv_timeout(Duration::from_millis(50)) {
+            let wait = if self.deferred.is_empty() {
+                Duration::from_millis(50)
+            } else {
+                DRAIN_POLL
+            };
+            match self.rx.recv_timeout(wait) {
                 Ok(input) => self.handle(input),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.run_deferred();
             self.tick();
             self.announce_state();
             if self.shutdown_done() {
@@ -219,10 +244,13 @@ impl Core {
         match input {
             Input::Hello { conn, role } => self.hello(conn, role),
             Input::Request { conn, request } => {
-                let id = request.id;
-                if let Some(result) = self.request(conn, request) {
-                    self.reply(conn, id, result);
-                }
+                self.deferred.push_back(Deferred {
+                    conn,
+                    request,
+                    at_ns: monotonic_ns(),
+                    received: Instant::now(),
+                });
+                self.run_deferred();
             }
             Input::Worker { conn, msg } => self.worker_message(conn, msg),
             Input::Gone { conn, why } => self.gone(conn, &why, false),
@@ -581,22 +609,72 @@ impl Core {
 
     // ----- requests ----------------------------------------------------------------------
 
-    /// Answers a request; `None` when the answer comes later (stop, transcribe-file).
-    fn request(&mut self, conn: ConnId, request: Request) -> Option<Result<Reply, ErrorReply>> {
+    /// Whether `body` ends the open session's audio (or releases the microphone): it waits
+    /// until every frame captured before it has been published.
+    fn ends_audio(&self, body: &RequestBody) -> bool {
+        let ends = match body {
+            RequestBody::Stop | RequestBody::Cancel | RequestBody::Toggle => {
+                self.recording.is_some()
+            }
+            RequestBody::Pause => true,
+            _ => false,
+        };
+        ends && self.engine.is_running() && self.file_job.is_none()
+    }
+
+    /// Answers the held requests in order; one that ends audio goes when the frame holding
+    /// its instant is in the ring (so `stop` keeps the last word), or after [`DRAIN_LIMIT`].
+    fn run_deferred(&mut self) {
+        while let Some(d) = self.deferred.front() {
+            let end = if self.ends_audio(&d.request.body) {
+                match self.control.end_at(d.at_ns) {
+                    Some(end) => Some(end),
+                    None if d.received.elapsed() < DRAIN_LIMIT => return,
+                    None => {
+                        log::warn!(
+                            "the frames captured before a {:?} request did not come within {DRAIN_LIMIT:?}; ending at the last one",
+                            d.request.body
+                        );
+                        Some(self.control.write_seq())
+                    }
+                }
+            } else {
+                None
+            };
+            let Some(d) = self.deferred.pop_front() else {
+                return;
+            };
+            let id = d.request.id;
+            if let Some(result) = self.request(d.conn, d.request, d.received, end) {
+                self.reply(d.conn, id, result);
+            }
+        }
+    }
+
+    /// Answers a request received at `received`; `end` is where the audio it ends stops
+    /// (`None`: the last frame published). `None` when the answer comes later (stop,
+    /// transcribe-file).
+    fn request(
+        &mut self,
+        conn: ConnId,
+        request: Request,
+        received: Instant,
+        end: Option<u64>,
+    ) -> Option<Result<Reply, ErrorReply>> {
         if self.shutting_down.is_some() {
             return Some(err(ErrorKind::InvalidState, "v2m-rt is shutting down"));
         }
         Some(match request.body {
             RequestBody::Ping => Ok(Reply::Pong),
             RequestBody::Start => self.start(),
-            RequestBody::Stop => return self.stop(conn, request.id),
+            RequestBody::Stop => return self.stop(conn, request.id, received, end),
             RequestBody::Toggle => {
                 if self.recording.is_some() {
-                    return self.stop(conn, request.id);
+                    return self.stop(conn, request.id, received, end);
                 }
                 self.start()
             }
-            RequestBody::Cancel => self.cancel(),
+            RequestBody::Cancel => self.cancel(end),
             RequestBody::Status => Ok(Reply::Status(self.status())),
             RequestBody::Subscribe => {
                 if let Some(Peer {
@@ -694,26 +772,38 @@ impl Core {
         })
     }
 
-    /// Closes the open session at the last captured frame.
-    fn close_recording(&mut self) -> Option<Session> {
+    /// Closes the open session before frame `end` (`None`: after the last one published).
+    fn close_recording(&mut self, end: Option<u64>) -> Option<Session> {
         let s = self.recording.take()?;
-        let end = self.control.write_seq();
+        let first = self.control.session(s.id).map_or(0, |r| r.first_seq);
+        let end = end.unwrap_or_else(|| self.control.write_seq()).max(first);
         if let Err(e) = self.control.close_session(s.id, end) {
             log::error!("cannot close session {}: {e}", s.id);
         }
+        log::debug!(
+            "session {} closed before frame {end} (ring at {})",
+            s.id,
+            self.control.write_seq()
+        );
         self.engine.set_session(0);
         self.last_end_seq = end;
         Some(s)
     }
 
-    fn stop(&mut self, conn: ConnId, id: u64) -> Option<Result<Reply, ErrorReply>> {
+    fn stop(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        received: Instant,
+        end: Option<u64>,
+    ) -> Option<Result<Reply, ErrorReply>> {
         if self.recording.is_none() {
             if let Some(busy) = self.busy_with_file() {
                 return Some(busy);
             }
             return Some(err(ErrorKind::InvalidState, "not recording: start first"));
         }
-        let session = self.close_recording()?;
+        let session = self.close_recording(end)?;
         log::info!("session {} stopped", session.id);
         if !self.any_worker_possible() {
             return Some(err(
@@ -721,19 +811,18 @@ impl Core {
                 format!("session {}: no worker to transcribe it", session.id),
             ));
         }
-        let now = Instant::now();
         self.finishing.push(Pending {
             session,
             waiter: Some((conn, id)),
             waits: Waits::Stop,
-            asked: now,
-            deadline: now + self.settings.stop_timeout,
+            asked: received,
+            deadline: received + self.settings.stop_timeout,
         });
         None
     }
 
-    fn cancel(&mut self) -> Result<Reply, ErrorReply> {
-        let session_id = if let Some(s) = self.close_recording() {
+    fn cancel(&mut self, end: Option<u64>) -> Result<Reply, ErrorReply> {
+        let session_id = if let Some(s) = self.close_recording(end) {
             s.id
         } else if let Some(p) = self.finishing.pop() {
             if let Some((conn, id)) = p.waiter {
@@ -1104,7 +1193,7 @@ impl Core {
                 err(ErrorKind::Internal, "v2m-rt is shutting down"),
             );
         }
-        self.close_recording();
+        self.close_recording(None);
         self.tell_all_workers(Assignment::Shutdown);
         self.supervisor.begin_stop();
         let _ = self.engine.stop();

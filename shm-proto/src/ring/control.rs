@@ -1,13 +1,16 @@
 //! The control thread's handle on the ring it created.
 
 use super::error::RingError;
-use super::layout::Geometry;
+use super::layout::{FRAME_NS, Geometry, done_stamp};
 use super::mapping::Mapping;
 use super::session::{self, SessionRecord};
 use crate::platform::futex;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
+
+/// How far back [`RingControl::end_at`] looks for the frame holding an instant.
+const END_SEARCH_FRAMES: u64 = 500;
 
 /// Owns the ring's memfd and its session table; lives on v2m-rt's control thread while the
 /// [`super::RingWriter`] lives on the DSP thread. Not `Clone`: one session writer per ring.
@@ -52,6 +55,46 @@ impl RingControl {
             futex::wake_all(&wake.futex);
         }
         Ok(rec)
+    }
+
+    /// The capture time (`CLOCK_MONOTONIC` ns of its first sample) of frame `seq`, if the ring
+    /// holds it.
+    pub fn capture_ns(&self, seq: u64) -> Option<u64> {
+        if seq >= self.write_seq() {
+            return None;
+        }
+        let slot = self.map.slot(seq);
+        let expected = done_stamp(seq);
+        if slot.stamp.load(Ordering::Acquire) != expected {
+            return None;
+        }
+        let ns = slot.capture_ns.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        (slot.stamp.load(Ordering::Relaxed) == expected).then_some(ns)
+    }
+
+    /// Where a session ends that ends at capture instant `at_ns`: one past the last frame
+    /// whose first sample was captured at or before it. `None` while the frame holding the
+    /// instant is not published yet (audio captured before it is still on its way).
+    pub fn end_at(&self, at_ns: u64) -> Option<u64> {
+        let w = self.write_seq();
+        let newest = self.capture_ns(w.checked_sub(1)?)?;
+        if newest <= at_ns {
+            // The newest frame starts before the instant: it holds it, or the instant lies in
+            // audio not published yet.
+            return (at_ns < newest + FRAME_NS).then_some(w);
+        }
+        let oldest = w.saturating_sub(END_SEARCH_FRAMES.min(self.geometry().capacity as u64));
+        let mut seq = w - 1;
+        while seq > oldest {
+            seq -= 1;
+            match self.capture_ns(seq) {
+                Some(t) if t <= at_ns => return Some(seq + 1),
+                Some(_) => {}
+                None => return Some(seq + 1),
+            }
+        }
+        Some(oldest)
     }
 
     /// Looks up a session.

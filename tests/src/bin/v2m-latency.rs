@@ -1,7 +1,7 @@
 //! Measures v2m's latency end to end (see scripts/latency.sh, which sets up, builds, runs this
 //! and plots the results).
 //!
-//!   v2m-latency measure [--set DIR]... [--delays 0,500] [--out runs.jsonl]
+//!   v2m-latency measure [--set DIR]... [--long] [--delays 0,300,500,1000] [--out runs.jsonl]
 //!   v2m-latency summary runs.jsonl
 
 use clap::{Parser, Subcommand};
@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use v2m_tests::latency::corpus::{self, DEFAULT_SETS};
 use v2m_tests::latency::measure::{Measurement, measure};
-use v2m_tests::latency::report;
 use v2m_tests::latency::rig::{Rig, RigOptions};
+use v2m_tests::latency::{offline, report};
 
 #[derive(Parser)]
 #[command(
@@ -31,11 +31,15 @@ enum Cmd {
     Measure {
         /// A folder of WAV files with transcripts (`NAME.txt`, or a pocketsphinx
         /// `transcription` file). Repeatable. Default: pocketsphinx-testdata's librivox and
-        /// cards recordings.
+        /// cards recordings, and the long set made of them.
         #[arg(long = "set")]
         sets: Vec<PathBuf>,
+        /// Also measure recordings longer than Whisper's 30 s window, made by joining the sets'
+        /// recordings with pauses (always on without --set).
+        #[arg(long)]
+        long: bool,
         /// Delays in ms from the end of speech to pressing stop, one run each.
-        #[arg(long, value_delimiter = ',', default_value = "0,500")]
+        #[arg(long, value_delimiter = ',', default_value = "0,300,500,1000")]
         delays: Vec<u32>,
         /// Measure only the first N recordings.
         #[arg(long)]
@@ -46,9 +50,16 @@ enum Cmd {
         /// The v2m-rt executable. Default: the one beside this executable.
         #[arg(long)]
         rt: Option<PathBuf>,
+        /// The v2m-worker executable, for the offline transcripts. Default: the one beside
+        /// this executable.
+        #[arg(long)]
+        worker: Option<PathBuf>,
         /// Write each run as a JSON line here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Keep the scratch folder (v2m-rt's and the worker's log, the long recordings).
+        #[arg(long)]
+        keep: bool,
         /// Seconds to wait for the worker to load its model.
         #[arg(long, default_value_t = 180)]
         ready_timeout: u64,
@@ -64,13 +75,27 @@ fn main() -> ExitCode {
     match Args::parse().command {
         Cmd::Measure {
             sets,
+            long,
             delays,
             limit,
             config,
             rt,
+            worker,
             out,
+            keep,
             ready_timeout,
-        } => run_measure(sets, delays, limit, config, rt, out, ready_timeout),
+        } => run_measure(MeasureArgs {
+            sets,
+            long,
+            delays,
+            limit,
+            config,
+            rt,
+            worker,
+            out,
+            keep,
+            ready_timeout,
+        }),
         Cmd::Summary { runs } => run_summary(runs),
     }
     .unwrap_or_else(|e| {
@@ -79,60 +104,82 @@ fn main() -> ExitCode {
     })
 }
 
-fn run_measure(
+struct MeasureArgs {
     sets: Vec<PathBuf>,
+    long: bool,
     delays: Vec<u32>,
     limit: Option<usize>,
     config: Option<PathBuf>,
     rt: Option<PathBuf>,
+    worker: Option<PathBuf>,
     out: Option<PathBuf>,
+    keep: bool,
     ready_timeout: u64,
-) -> Result<ExitCode, String> {
-    let sets = if sets.is_empty() {
+}
+
+/// `name` beside this executable (the workspace's binaries are built together).
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn run_measure(a: MeasureArgs) -> Result<ExitCode, String> {
+    let long = a.long || a.sets.is_empty();
+    let sets = if a.sets.is_empty() {
         DEFAULT_SETS.iter().map(PathBuf::from).collect()
     } else {
-        sets
+        a.sets
     };
     let mut utterances = Vec::new();
     for s in &sets {
         utterances.extend(corpus::load_set(s)?);
     }
-    if let Some(n) = limit {
+    if let Some(n) = a.limit {
         utterances.truncate(n);
+    }
+    let dir = std::env::temp_dir().join(format!("v2m-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if long {
+        let joined = corpus::long_set(&dir.join("long"), &utterances)?;
+        utterances.extend(joined);
     }
     let spans = utterances
         .iter()
         .map(|u| corpus::speech_span(&u.wav))
         .collect::<Result<Vec<_>, _>>()?;
-    let rt = rt.unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("v2m-rt")))
-            .unwrap_or_else(|| PathBuf::from("v2m-rt"))
-    });
-    let mut out = match &out {
+    eprintln!(
+        "latency: {} recordings offline through v2m-worker transcribe…",
+        utterances.len()
+    );
+    let offline = offline::transcribe(
+        &a.worker.unwrap_or_else(|| sibling("v2m-worker")),
+        a.config.as_deref(),
+        &utterances,
+    )?;
+    let mut out = match &a.out {
         Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,
     };
-    let dir = std::env::temp_dir().join(format!("v2m-latency-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
         "latency: {} recordings x {} stop delays; starting v2m-rt and its worker…",
         utterances.len(),
-        delays.len()
+        a.delays.len()
     );
     let mut rig = Rig::start(&RigOptions {
-        rt,
-        config,
+        rt: a.rt.unwrap_or_else(|| sibling("v2m-rt")),
+        config: a.config,
         dir: dir.clone(),
-        ready_timeout: Duration::from_secs(ready_timeout),
+        ready_timeout: Duration::from_secs(a.ready_timeout),
     })?;
     println!("{}", report::header());
     let mut runs: Vec<Measurement> = Vec::new();
-    for &delay in &delays {
-        for (u, span) in utterances.iter().zip(&spans) {
-            let m = measure(&mut rig, u, *span, Duration::from_millis(delay.into()))
+    for &delay in &a.delays {
+        for ((u, span), offline) in utterances.iter().zip(&spans).zip(&offline) {
+            let mut m = measure(&mut rig, u, *span, Duration::from_millis(delay.into()))
                 .map_err(|e| format!("{}: {e}", u.name))?;
+            m.offline = Some(offline.clone());
             println!("{}", report::row(&m));
             if let Some(f) = out.as_mut() {
                 let line = serde_json::to_string(&m).map_err(|e| e.to_string())?;
@@ -142,7 +189,11 @@ fn run_measure(
         }
     }
     drop(rig);
-    let _ = std::fs::remove_dir_all(&dir);
+    if a.keep {
+        eprintln!("latency: logs and recordings kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     print_summary(&runs);
     Ok(ExitCode::SUCCESS)
 }
@@ -165,26 +216,30 @@ fn run_summary(path: PathBuf) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Per-delay lines, then the overall line last.
+/// Per-delay lines, per-set lines, the overall line, and the streaming line last.
 fn print_summary(runs: &[Measurement]) {
     let mut delays: Vec<u32> = runs.iter().map(|m| m.stop_delay_ms).collect();
     delays.sort_unstable();
     delays.dedup();
     for d in delays {
-        let these: Vec<Measurement> = runs
-            .iter()
-            .filter(|m| m.stop_delay_ms == d)
-            .cloned()
-            .collect();
-        if let Some(s) = report::summarize(&these) {
-            println!(
-                "stop {d:>4} ms after speech: {} (speech end→final p50 {:.0} ms)",
-                s.line().trim_start_matches("latency: "),
-                s.speech_end_to_final_p50_ms
-            );
+        if let Some(line) = report::delay_line(d, runs) {
+            println!("{line}");
+        }
+    }
+    let mut sets: Vec<&str> = runs.iter().map(|m| m.set.as_str()).collect();
+    sets.dedup();
+    let mut seen = std::collections::HashSet::new();
+    sets.retain(|s| seen.insert(*s));
+    for set in sets {
+        let these: Vec<Measurement> = runs.iter().filter(|m| m.set == set).cloned().collect();
+        if let Some(s) = report::streaming(&these) {
+            println!("{}", s.set_line(set));
         }
     }
     if let Some(s) = report::summarize(runs) {
+        println!("{}", s.line());
+    }
+    if let Some(s) = report::streaming(runs) {
         println!("{}", s.line());
     }
 }

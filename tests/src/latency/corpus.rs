@@ -12,6 +12,8 @@ pub const DEFAULT_SETS: [&str; 2] = [
 /// One recording with its reference transcript.
 #[derive(Debug, Clone)]
 pub struct Utterance {
+    /// The set it belongs to (its folder's name).
+    pub set: String,
     /// File stem, for the table.
     pub name: String,
     /// The WAV file.
@@ -40,6 +42,10 @@ pub fn load_set(dir: &Path) -> Result<Vec<Utterance>, String> {
         return Err(format!("{}: no .wav files", dir.display()));
     }
     wavs.sort();
+    let set = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
     let listed: Vec<(String, String)> = listings
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
@@ -72,12 +78,67 @@ pub fn load_set(dir: &Path) -> Result<Vec<Utterance>, String> {
                     })?,
             };
             Ok(Utterance {
+                set: set.clone(),
                 name: stem,
                 wav,
                 reference,
             })
         })
         .collect()
+}
+
+/// Recordings longer than Whisper's 30 s window, so that the default run measures hard
+/// commits: `from` joined in order with 0.7 s pauses (`long-a`), and in reverse with 1.2 s
+/// pauses (`long-b`), written as 16 kHz WAV files with their transcripts into `dir`.
+pub fn long_set(dir: &Path, from: &[Utterance]) -> Result<Vec<Utterance>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let audio: Vec<Vec<f32>> = from.iter().map(|u| mono16k(&u.wav)).collect();
+    let mut out = Vec::new();
+    for (name, pause_s, reverse) in [("long-a", 0.7, false), ("long-b", 1.2, true)] {
+        let mut order: Vec<usize> = (0..from.len()).collect();
+        if reverse {
+            order.reverse();
+        }
+        let pause = vec![0f32; (pause_s * 16_000.0) as usize];
+        let mut samples = pause.clone();
+        for &i in &order {
+            samples.extend(&audio[i]);
+            samples.extend(&pause);
+        }
+        let wav = dir.join(format!("{name}.wav"));
+        write_wav(&wav, &samples)?;
+        let reference = order
+            .iter()
+            .map(|&i| from[i].reference.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        std::fs::write(wav.with_extension("txt"), format!("{reference}\n"))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        out.push(Utterance {
+            set: "long".into(),
+            name: name.into(),
+            wav,
+            reference,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes 16 kHz mono samples as a 16-bit WAV file.
+fn write_wav(path: &Path, samples: &[f32]) -> Result<(), String> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let fail = |e: hound::Error| format!("{}: {e}", path.display());
+    let mut w = hound::WavWriter::create(path, spec).map_err(fail)?;
+    for &s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
+            .map_err(fail)?;
+    }
+    w.finalize().map_err(fail)
 }
 
 /// `<s> words </s> (id)` → (id, words).

@@ -12,6 +12,9 @@ use v2m_shm_proto::protocol::{ErrorKind, Event, ReadLag, Reply, RequestBody};
 /// What one run measured. Times in milliseconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measurement {
+    /// The set the recording belongs to.
+    #[serde(default)]
+    pub set: String,
     /// The recording.
     pub utterance: String,
     /// Stop was pressed this long after the speech ended.
@@ -32,6 +35,15 @@ pub struct Measurement {
     pub reference: String,
     /// What came back (empty: no speech detected).
     pub text: String,
+    /// How long the worker's pass that produced the final took (`None` when none was needed).
+    #[serde(default)]
+    pub final_pass_ms: Option<f64>,
+    /// Whether the final was the speculative one, ready before `stop`.
+    #[serde(default)]
+    pub speculative: bool,
+    /// The same recording transcribed offline (`v2m-worker transcribe`), when measured.
+    #[serde(default)]
+    pub offline: Option<String>,
 }
 
 /// Measures one dictation of `u` (whose speech is at `span`), stopping `stop_delay` after the
@@ -56,10 +68,19 @@ pub fn measure(
     let stop_sent = Instant::now();
     let reply = rig.control.request(RequestBody::Stop);
     let answered = Instant::now();
-    let (text, capture_to_read) = match reply {
-        Ok(Reply::Stopped(f)) => (f.text, f.capture_to_read),
+    let (text, capture_to_read, final_pass_ms, speculative) = match reply {
+        Ok(Reply::Stopped(f)) => {
+            let t = &f.timings;
+            let pass = (t.mel_ms + t.encoder_ms + t.decoder_ms) as f64;
+            (
+                f.text,
+                f.capture_to_read,
+                (pass > 0.0).then_some(pass),
+                f.speculative,
+            )
+        }
         Err(ClientError::Refused(e)) if e.kind == ErrorKind::NoSpeech => {
-            (String::new(), ReadLag::default())
+            (String::new(), ReadLag::default(), None, false)
         }
         other => return Err(format!("stop: {other:?}")),
     };
@@ -88,6 +109,7 @@ pub fn measure(
         None => -ms(earlier - later),
     };
     Ok(Measurement {
+        set: u.set.clone(),
         utterance: u.name.clone(),
         stop_delay_ms: stop_delay.as_millis() as u32,
         speech_ms: (span.end_s - span.onset_s) * 1e3,
@@ -104,5 +126,8 @@ pub fn measure(
         capture_to_read,
         reference: u.reference.clone(),
         text,
+        final_pass_ms,
+        speculative,
+        offline: None,
     })
 }

@@ -4,5 +4,6 @@
 
 pub mod corpus;
 pub mod measure;
+pub mod offline;
 pub mod report;
 pub mod rig;

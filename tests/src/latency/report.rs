@@ -140,6 +140,95 @@ impl Summary {
     }
 }
 
+/// The line for the runs stopped `delay_ms` after speech:
+/// `latency: delay_ms=… n=… stop_to_final_p50_ms=… stop_to_final_p95_ms=… first_provisional_p50_ms=… wer=…%`.
+pub fn delay_line(delay_ms: u32, runs: &[Measurement]) -> Option<String> {
+    let these: Vec<Measurement> = runs
+        .iter()
+        .filter(|m| m.stop_delay_ms == delay_ms)
+        .cloned()
+        .collect();
+    let s = summarize(&these)?;
+    Some(format!(
+        "latency: delay_ms={delay_ms} n={} stop_to_final_p50_ms={:.0} stop_to_final_p95_ms={:.0} first_provisional_p50_ms={} wer={:.1}%",
+        s.n,
+        s.stop_to_final_p50_ms,
+        s.stop_to_final_p95_ms,
+        opt(s.first_provisional_p50_ms),
+        s.wer_percent
+    ))
+}
+
+/// Streaming finals against the same recordings transcribed offline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Streaming {
+    /// Runs.
+    pub n: usize,
+    /// WER of the streaming finals, percent.
+    pub wer_percent: f64,
+    /// WER of the offline transcripts (each recording once), percent; `None` without them.
+    pub offline_wer_percent: Option<f64>,
+    /// Median time of the worker's passes that produced finals (the floor of stop→final for a
+    /// stop at the end of speech).
+    pub final_pass_p50_ms: Option<f64>,
+    /// Runs whose final was the speculative pass, ready before stop.
+    pub speculative: usize,
+}
+
+/// Compares `runs` with their offline transcripts.
+pub fn streaming(runs: &[Measurement]) -> Option<Streaming> {
+    if runs.is_empty() {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let offline: Vec<(&str, &str)> = runs
+        .iter()
+        .filter(|m| seen.insert((m.set.as_str(), m.utterance.as_str())))
+        .filter_map(|m| Some((m.reference.as_str(), m.offline.as_deref()?)))
+        .collect();
+    let passes: Vec<f64> = runs.iter().filter_map(|m| m.final_pass_ms).collect();
+    Some(Streaming {
+        n: runs.len(),
+        wer_percent: 100.0
+            * v2m_worker::eval::corpus_wer(
+                runs.iter().map(|m| (m.reference.as_str(), m.text.as_str())),
+            ),
+        offline_wer_percent: (!offline.is_empty())
+            .then(|| 100.0 * v2m_worker::eval::corpus_wer(offline)),
+        final_pass_p50_ms: percentile(&passes, 50.0),
+        speculative: runs.iter().filter(|m| m.speculative).count(),
+    })
+}
+
+impl Streaming {
+    fn offline(&self) -> String {
+        self.offline_wer_percent
+            .map_or("-".into(), |w| format!("{w:.1}%"))
+    }
+
+    /// `streaming: n=… wer=…% offline_wer=…% final_pass_p50_ms=…`
+    pub fn line(&self) -> String {
+        format!(
+            "streaming: n={} wer={:.1}% offline_wer={} final_pass_p50_ms={}",
+            self.n,
+            self.wer_percent,
+            self.offline(),
+            opt(self.final_pass_p50_ms)
+        )
+    }
+
+    /// `set: name=… n=… wer=…% offline_wer=…% speculative=…`
+    pub fn set_line(&self, name: &str) -> String {
+        format!(
+            "set: name={name} n={} wer={:.1}% offline_wer={} speculative={}",
+            self.n,
+            self.wer_percent,
+            self.offline(),
+            self.speculative
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +239,7 @@ mod tests {
             capture_to_read.record(l * 1_000_000);
         }
         Measurement {
+            set: "s".into(),
             utterance: "u".into(),
             stop_delay_ms: 0,
             speech_ms: 1000.0,
@@ -160,6 +250,9 @@ mod tests {
             capture_to_read,
             reference: "ten of clubs".into(),
             text: text.into(),
+            final_pass_ms: Some(stop / 2.0),
+            speculative: stop < 150.0,
+            offline: Some("ten of clubs".into()),
         }
     }
 
@@ -195,5 +288,30 @@ mod tests {
         );
         assert!(s.line().ends_with("capture_to_worker_p99_ms=501 wer=11.1%"));
         assert_eq!(summarize(&[]), None);
+    }
+
+    #[test]
+    fn delays_and_offline_get_their_own_lines() {
+        let mut runs = vec![
+            run(100.0, Some(600.0), &[30], "ten of clubs"),
+            run(300.0, None, &[40], "ten of hearts"),
+            run(200.0, Some(800.0), &[35], "ten of clubs"),
+        ];
+        runs[1].stop_delay_ms = 500;
+        runs[2].utterance = "v".into();
+        runs[2].offline = Some("ten of spades".into());
+        assert_eq!(
+            delay_line(0, &runs).unwrap(),
+            "latency: delay_ms=0 n=2 stop_to_final_p50_ms=100 stop_to_final_p95_ms=200 first_provisional_p50_ms=600 wer=0.0%"
+        );
+        assert_eq!(delay_line(1000, &runs), None);
+        let s = streaming(&runs).unwrap();
+        // Offline: each recording once ("u" twice among the runs): 1 error in 6 words.
+        assert_eq!(
+            s.line(),
+            "streaming: n=3 wer=11.1% offline_wer=16.7% final_pass_p50_ms=100"
+        );
+        assert_eq!(s.speculative, 1);
+        assert!(s.set_line("s").starts_with("set: name=s n=3 "));
     }
 }

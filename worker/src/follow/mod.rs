@@ -334,14 +334,27 @@ where
                     PassKind::Speculative { .. } => Rule::Speculative,
                 };
                 canceller.reset();
+                let window = active.stream.window();
+                let (from, to) = (window.start_seq(), window.end_seq());
+                let last_speech = window.last_speech_seq();
                 self.watch
                     .set(id, active.stream.next_seq(), rule, canceller.clone());
                 let pass = active.stream.run(kind, model, now);
                 self.watch.clear();
                 canceller.reset();
+                log::debug!(
+                    "session {id}: {kind:?} pass over frames {from}..{to} (last speech {last_speech:?}, ring at {}) {} after {:.0} ms",
+                    self.reader.write_seq(),
+                    match &pass {
+                        Ok(_) => "done",
+                        Err(WorkerError::Cancelled) => "cancelled",
+                        Err(_) => "failed",
+                    },
+                    now.elapsed().as_secs_f64() * 1e3
+                );
                 match pass {
                     Ok(u) => updates.extend(u),
-                    Err(WorkerError::Cancelled) => log::debug!("{kind:?} pass cancelled"),
+                    Err(WorkerError::Cancelled) => {}
                     Err(e) => return Err(e),
                 }
             }

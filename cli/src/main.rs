@@ -74,6 +74,12 @@ enum Cmd {
         #[arg(long)]
         once: bool,
     },
+    /// Print the most recent final texts (kept by v2m-rt, also those whose `stop` timed out).
+    Last {
+        /// How many.
+        #[arg(default_value_t = 1)]
+        count: u32,
+    },
     /// Transcribe a WAV file through the daemon and print the text.
     Transcribe {
         /// The WAV file.
@@ -161,6 +167,7 @@ fn run(args: Args) -> u8 {
             return final_request(&socket, json, RequestBody::TranscribeFile { path }, deliver);
         }
         Cmd::Shutdown => RequestBody::Shutdown,
+        Cmd::Last { count } => RequestBody::Last { count },
     };
     match Client::connect(&socket).and_then(|mut c| c.request(body)) {
         Ok(reply) => {
@@ -193,6 +200,14 @@ fn print_reply(reply: &Reply) {
         Reply::Paused => println!("paused: microphone released"),
         Reply::Resumed => println!("resumed: microphone open"),
         Reply::ShuttingDown => println!("v2m-rt is shutting down"),
+        Reply::Last(finals) => {
+            if finals.is_empty() {
+                println!("(no final text yet)");
+            }
+            for f in finals {
+                println!("{}", f.text.trim());
+            }
+        }
         Reply::Status(s) => {
             println!("state: {:?}", s.state);
             if let Some(id) = s.session_id {
@@ -214,15 +229,23 @@ fn print_reply(reply: &Reply) {
             );
             for w in &s.workers {
                 println!(
-                    "worker {} ({}): {}{}{}, restarts {}",
+                    "worker {} ({}): {}{}{}{}, restarts {}",
                     w.identity.name,
                     w.identity.model,
-                    if w.connected {
-                        "connected"
-                    } else {
-                        "not connected"
+                    match w.heard_ms_ago {
+                        Some(ms) if ms > 3_000 => {
+                            format!(
+                                "connected but silent for {:.0} s (not answering?)",
+                                ms as f64 / 1e3
+                            )
+                        }
+                        _ if w.connected => "connected".to_string(),
+                        _ => "not connected".to_string(),
                     },
                     if w.owns_finals { ", owns finals" } else { "" },
+                    w.pass_ms
+                        .map(|ms| format!(", in a pass for {ms} ms"))
+                        .unwrap_or_default(),
                     w.health
                         .as_ref()
                         .map(|h| format!(
@@ -249,13 +272,15 @@ fn print_reply(reply: &Reply) {
             }
             let c = s.capture;
             println!(
-                "capture: {} callbacks, longest {:.0} us (p99 {:.0}), dsp p99 {:.0} us, capture->ring p99 {:.1} ms, realtime allocations {}",
+                "capture: {} callbacks, longest {:.0} us (p99 {:.0}), dsp p99 {:.0} us, capture->ring p99 {:.1} ms, realtime allocations {}, frees {}",
                 c.callbacks,
                 c.callback_max_us,
                 c.callback_p99_us,
                 c.dsp_frame_p99_us,
                 c.capture_to_ring_p99_us / 1000.0,
                 c.allocs_after_start
+                    .map_or("not counted".into(), |a| a.to_string()),
+                c.frees_after_start
                     .map_or("not counted".into(), |a| a.to_string())
             );
         }
@@ -283,6 +308,13 @@ fn final_request(socket: &std::path::Path, json: bool, body: RequestBody, d: Del
     let text = f.text.trim();
     let session = Session::detect();
     let mut code = exit::OK;
+    if f.lost_frames > 0 {
+        eprintln!(
+            "v2m-cli: warning: {:.1} s of this dictation's audio were lost before the worker read them (it restarted after the ring had overwritten them): words are missing",
+            f.lost_seconds()
+        );
+        code = exit::INCOMPLETE;
+    }
     let mut attempt = |what: &str, r: Result<&'static str, deliver::DeliveryError>| {
         if let Err(e) = r {
             eprintln!("v2m-cli: {what}: {e} (the text is printed above)");
@@ -306,7 +338,7 @@ fn listen(socket: &std::path::Path, json: bool, once: bool) -> u8 {
         Ok(c) => c,
         Err(e) => return fail(json, exit::code_for(&e), &e.to_string()),
     };
-    if let Err(e) = c.request(RequestBody::Subscribe) {
+    if let Err(e) = c.request(RequestBody::Subscribe { metrics: false }) {
         return fail(json, exit::code_for(&e), &e.to_string());
     }
     let mut r = Renderer::new(!json && std::io::stdout().is_terminal());

@@ -10,8 +10,38 @@ use v2m_shm_proto::protocol::{Reply, RequestBody, StatusReport};
 
 /// Why the daemon did not come up.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UpError(pub String);
+pub enum UpError {
+    /// The log file or its folder could not be made.
+    #[error("{path}: {source}")]
+    Log {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The v2m-rt executable could not be run.
+    #[error("cannot start v2m-rt: {0} (is it built and on PATH?)")]
+    Spawn(#[source] std::io::Error),
+    /// It started and exited.
+    #[error("v2m-rt exited ({status}): {tail} (log: {log})")]
+    Exited {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The last lines of its log.
+        tail: String,
+        /// The log.
+        log: PathBuf,
+    },
+    /// It runs, but no worker connected in time.
+    #[error("v2m-rt started but no worker connected within {wait:?}; see {log}")]
+    NoWorker {
+        /// How long it waited.
+        wait: Duration,
+        /// The log.
+        log: PathBuf,
+    },
+}
 
 /// A sibling executable of this one, else the bare name (found on PATH).
 pub fn beside_me(name: &str) -> PathBuf {
@@ -32,6 +62,30 @@ pub fn log_file() -> PathBuf {
     state.join("v2m/v2m-rt.log")
 }
 
+/// Opens `log` for appending, private to this user: its folder 0700, the file 0600 (it may
+/// hold what v2m logs at debug level, dictated text included). Existing ones are tightened.
+pub fn open_private_log(log: &Path) -> Result<std::fs::File, (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = log.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| (dir.to_owned(), e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| (dir.to_owned(), e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log)
+        .map_err(|e| (log.to_owned(), e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| (log.to_owned(), e))?;
+    Ok(file)
+}
+
 /// Starts v2m-rt on `socket` with `extra` arguments and waits up to `wait` for it to answer
 /// with a connected worker. Returns its status.
 pub fn up(socket: &Path, extra: &[String], wait: Duration) -> Result<StatusReport, UpError> {
@@ -41,17 +95,11 @@ pub fn up(socket: &Path, extra: &[String], wait: Duration) -> Result<StatusRepor
         return Ok(s);
     }
     let log = log_file();
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| UpError(format!("{}: {e}", dir.display())))?;
-    }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .map_err(|e| UpError(format!("{}: {e}", log.display())))?;
-    let err = out
-        .try_clone()
-        .map_err(|e| UpError(format!("{}: {e}", log.display())))?;
+    let out = open_private_log(&log).map_err(|(path, source)| UpError::Log { path, source })?;
+    let err = out.try_clone().map_err(|source| UpError::Log {
+        path: log.clone(),
+        source,
+    })?;
     let mut child = Command::new(beside_me("v2m-rt"))
         .arg("--socket")
         .arg(socket)
@@ -63,21 +111,17 @@ pub fn up(socket: &Path, extra: &[String], wait: Duration) -> Result<StatusRepor
         .stdout(out)
         .stderr(err)
         .spawn()
-        .map_err(|e| {
-            UpError(format!(
-                "cannot start v2m-rt: {e} (is it built and on PATH?)"
-            ))
-        })?;
+        .map_err(UpError::Spawn)?;
     let start = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let last: Vec<&str> = tail.lines().rev().take(3).collect();
-            return Err(UpError(format!(
-                "v2m-rt exited ({status}): {} (log: {})",
-                last.into_iter().rev().collect::<Vec<_>>().join(" | "),
-                log.display()
-            )));
+            return Err(UpError::Exited {
+                status,
+                tail: last.into_iter().rev().collect::<Vec<_>>().join(" | "),
+                log,
+            });
         }
         if let Ok(mut c) = Client::connect(socket)
             && let Ok(Reply::Status(s)) = c.request(RequestBody::Status)
@@ -86,10 +130,7 @@ pub fn up(socket: &Path, extra: &[String], wait: Duration) -> Result<StatusRepor
             return Ok(s);
         }
         if start.elapsed() > wait {
-            return Err(UpError(format!(
-                "v2m-rt started but no worker connected within {wait:?}; see {}",
-                log.display()
-            )));
+            return Err(UpError::NoWorker { wait, log });
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -4,10 +4,9 @@
 //! sequence numbers go on.
 
 use crate::capture::{
-    self, CallbackStats, Capture, CaptureError, CaptureQueue, DspParams, DspShared, DspThread,
-    FileFeeder, Pace, WavAudio, spawn_dsp_thread,
+    self, CallbackStats, Capture, CaptureError, CaptureQueue, FileFeeder, Pace, WavAudio,
 };
-use crate::dsp::DspError;
+use crate::dsp::{DspError, DspParams, DspShared, DspThread, spawn_dsp_thread};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +36,54 @@ fn close_in_background(cap: Capture, wait: Duration) {
     if !wait.is_zero() && done.recv_timeout(wait).is_err() {
         log::warn!("the input device did not close within {wait:?}; it is left closing");
     }
+}
+
+/// Why a live device counts as failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceFailure {
+    /// The stream reported an error that ends it (cpal's kind decides: see
+    /// [`crate::capture::effect_of`]).
+    Lost {
+        /// The device.
+        device: String,
+        /// cpal's kind.
+        kind: cpal::ErrorKind,
+    },
+    /// No callback for this long: the driver stopped delivering without a word.
+    Stalled {
+        /// The device.
+        device: String,
+        /// How long it has been silent.
+        silent: Duration,
+    },
+}
+
+impl std::fmt::Display for DeviceFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceFailure::Lost { device, kind } => write!(f, "input device {device}: {kind}"),
+            DeviceFailure::Stalled { device, silent } => write!(
+                f,
+                "input device {device}: no audio for {:.1} s (the device stalled)",
+                silent.as_secs_f32()
+            ),
+        }
+    }
+}
+
+/// What the realtime path measured, since the daemon started (every source, every reopening).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EngineMetrics {
+    /// The figures status shows.
+    pub capture: v2m_shm_proto::protocol::CaptureMetrics,
+    /// Input samples dropped because the callback→DSP queue was full.
+    pub samples_dropped: u64,
+    /// Frames published with the discontinuity flag.
+    pub discontinuities: u64,
+    /// Overruns the device reported.
+    pub overruns: u64,
+    /// Stream notices (errors that did not end the stream) and the last one's kind.
+    pub notices: (u64, Option<cpal::ErrorKind>),
 }
 
 /// Why the engine could not start a source.
@@ -77,9 +124,9 @@ pub struct Engine {
     /// When [`Engine::device_failure`] last looked.
     last_check: Instant,
     /// Counters of whatever fills the capture queue; shared across sources.
-    pub callback_stats: Arc<CallbackStats>,
+    callback_stats: Arc<CallbackStats>,
     /// Session id and histograms; shared across DSP threads.
-    pub shared: Arc<DspShared>,
+    shared: Arc<DspShared>,
 }
 
 impl Engine {
@@ -135,7 +182,8 @@ impl Engine {
             Arc::clone(&self.callback_stats),
         );
         crate::dsp::Dsp::check(audio.rate, audio.channels, self.vad_mode)?;
-        let feeder = FileFeeder::spawn(Arc::clone(&audio), pace, writer);
+        let feeder = FileFeeder::spawn(Arc::clone(&audio), pace, writer)
+            .map_err(|e| DspError::Thread(e.to_string()))?;
         let finished = (pace == Pace::AsFastAsPossible).then(|| feeder.finished_flag());
         let dsp = self.spawn(queue, audio.rate, audio.channels, finished)?;
         self.running = Some((Running::File(feeder), dsp));
@@ -204,21 +252,16 @@ impl Engine {
         self.callback_stats.callbacks.load(Ordering::Relaxed)
     }
 
-    /// Why the running device failed, if it did: the last stream error it reported, or no
-    /// callback for [`STALL_AFTER`] (checked against `now`; call it regularly).
-    pub fn device_failure(&mut self, now: Instant) -> Option<String> {
+    /// Why the running device failed, if it did: a stream error that ends it, or no callback
+    /// for [`STALL_AFTER`] (checked against `now`; call it regularly).
+    pub fn device_failure(&mut self, now: Instant) -> Option<DeviceFailure> {
         let Some((Running::Device(cap), _)) = &self.running else {
             return None;
         };
-        let reported = cap
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if reported.is_some() {
-            return reported;
+        let device = cap.format.device.clone();
+        if let Some(kind) = cap.errors.lost() {
+            return Some(DeviceFailure::Lost { device, kind });
         }
-        let device = &cap.format.device;
         let callbacks = self.callbacks();
         // Not looking for a while (this process stopped, say) is not the device's silence.
         let unwatched = now.saturating_duration_since(self.last_check) > STALL_AFTER / 2;
@@ -228,12 +271,35 @@ impl Engine {
             return None;
         }
         let silent = now.saturating_duration_since(self.heartbeat.1);
-        (silent >= STALL_AFTER).then(|| {
-            format!(
-                "input device {device}: no audio for {:.1} s (the device stalled)",
-                silent.as_secs_f32()
-            )
-        })
+        (silent >= STALL_AFTER).then_some(DeviceFailure::Stalled { device, silent })
+    }
+
+    /// The realtime path's figures.
+    pub fn metrics(&self) -> EngineMetrics {
+        use v2m_shm_proto::platform::alloc_count;
+        let cb = &self.callback_stats;
+        let shared = &self.shared;
+        let notices = match &self.running {
+            Some((Running::Device(cap), _)) => cap.errors.notices(),
+            _ => (0, None),
+        };
+        EngineMetrics {
+            capture: v2m_shm_proto::protocol::CaptureMetrics {
+                callbacks: cb.callbacks.load(Ordering::Relaxed),
+                callback_max_us: cb.durations.max_us(),
+                callback_p99_us: cb.durations.quantile_us(0.99),
+                dsp_frame_p50_us: shared.step.quantile_us(0.5),
+                dsp_frame_p99_us: shared.step.quantile_us(0.99),
+                capture_to_ring_p50_us: shared.capture_to_ring.quantile_us(0.5),
+                capture_to_ring_p99_us: shared.capture_to_ring.quantile_us(0.99),
+                allocs_after_start: alloc_count::installed().then(alloc_count::realtime_allocs),
+                frees_after_start: alloc_count::installed().then(alloc_count::realtime_frees),
+            },
+            samples_dropped: cb.dropped_samples.load(Ordering::Relaxed),
+            discontinuities: self.discontinuities(),
+            overruns: cb.overruns.load(Ordering::Relaxed),
+            notices,
+        }
     }
 
     /// The DSP thread ended on its own (it only does by panicking).

@@ -14,7 +14,7 @@ use v2m_rt::server::{self, core::Core, core::Settings, supervisor::Supervisor};
 use v2m_shm_proto::platform::alloc_count::CountingAlloc;
 use v2m_shm_proto::ring::{self, FRAME_NS};
 
-// Counts allocations of the realtime threads; `status` reports them (allocs_after_start).
+// Counts allocations and frees of the realtime threads; `status` reports them.
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
@@ -67,12 +67,33 @@ struct Args {
     list_devices: bool,
 }
 
+/// Why v2m-rt could not run, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+enum RtError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("ring: {0}")]
+    Ring(#[from] ring::RingError),
+    #[error("--input: {0}")]
+    Input(#[from] v2m_rt::capture::FileError),
+    #[error(transparent)]
+    Engine(#[from] v2m_rt::engine::EngineError),
+    #[error(transparent)]
+    Paths(#[from] v2m_shm_proto::paths::PathError),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
+    #[error(transparent)]
+    Core(#[from] server::CoreError),
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    // Before any thread exists, so that every thread inherits the mask.
-    let signals = server::block_termination_signals();
-    match run(args, signals) {
+    // Before any thread exists, so that every thread inherits the mask; the thread that takes
+    // them starts at once, so start-up itself can be interrupted.
+    let target = server::SignalTarget::default();
+    server::spawn_signal_thread(server::block_termination_signals(), Arc::clone(&target));
+    match run(args, target) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("v2m-rt: {e}");
@@ -81,7 +102,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args, signals: nix::sys::signal::SigSet) -> Result<(), String> {
+fn run(args: Args, signals: server::SignalTarget) -> Result<(), RtError> {
     if args.list_devices {
         let devices = list_inputs();
         if devices.is_empty() {
@@ -96,7 +117,7 @@ fn run(args: Args, signals: nix::sys::signal::SigSet) -> Result<(), String> {
         Some(p) => (p.clone(), true),
         None => (v2m_shm_proto::paths::config_file(), false),
     };
-    let mut cfg: FileConfig = config::load(&path, explicit).map_err(|e| e.to_string())?;
+    let mut cfg: FileConfig = config::load(&path, explicit)?;
     // Flags override the file.
     let rt = &mut cfg.rt;
     rt.device = args.device.clone().or(rt.device.take());
@@ -119,26 +140,28 @@ fn run(args: Args, signals: nix::sys::signal::SigSet) -> Result<(), String> {
             command: vec![program, "run".into()],
         });
     }
-    config::check(&cfg).map_err(|e| format!("{}: {e}", path.display()))?;
+    config::check(&cfg).map_err(|problem| config::ConfigError {
+        path: path.clone(),
+        problem,
+    })?;
 
-    let capacity = ring::capacity_for_seconds(cfg.rt.ring_seconds.unwrap_or(160.0))
-        .map_err(|e| e.to_string())?;
-    let (writer, control) = ring::create(capacity).map_err(|e| format!("ring: {e}"))?;
+    let capacity = ring::capacity_for_seconds(cfg.rt.ring_seconds.unwrap_or(160.0))?;
+    let (writer, control) = ring::create(capacity)?;
     let mut engine = Engine::new(writer, cfg.rt.vad_mode.unwrap_or(3));
     let live = match &args.input {
         Some(file) => {
-            let audio = read_wav(file).map_err(|e| e.to_string())?;
+            let audio = read_wav(file)?;
             LiveSource::File(Arc::new(audio), file.display().to_string())
         }
         None => LiveSource::Device(cfg.rt.device.clone()),
     };
-    let device = engine.start_live(&live).map_err(|e| e.to_string())?;
+    let device = engine.start_live(&live)?;
 
     let socket = match args.socket {
         Some(s) => s,
-        None => v2m_shm_proto::paths::control_socket().map_err(|e| e.to_string())?,
+        None => v2m_shm_proto::paths::control_socket()?,
     };
-    let listener = server::bind(&socket).map_err(|e| e.to_string())?;
+    let listener = server::bind(&socket)?;
     let (tx, rx) = crossbeam::channel::unbounded();
     let settings = Settings {
         pre_roll_frames: cfg.rt.pre_roll_ms.unwrap_or(300) * 1_000_000 / FRAME_NS,
@@ -147,9 +170,16 @@ fn run(args: Args, signals: nix::sys::signal::SigSet) -> Result<(), String> {
         live,
     };
     let supervisor = Supervisor::new(cfg.workers.clone(), socket.clone(), tx.clone());
-    let core = Core::new(rx, control, engine, device, settings, supervisor);
-    server::spawn_acceptor(listener, tx.clone());
-    server::spawn_signal_thread(signals, tx);
+    let core = Core::new(
+        (tx.clone(), rx),
+        control,
+        engine,
+        device,
+        settings,
+        supervisor,
+    );
+    server::spawn_acceptor(listener, tx.clone(), server::connection_cap());
+    let _ = signals.set(tx);
     log::info!(
         "v2m-rt {} listening on {} (ring: {capacity} frames)",
         env!("CARGO_PKG_VERSION"),
@@ -158,5 +188,5 @@ fn run(args: Args, signals: nix::sys::signal::SigSet) -> Result<(), String> {
     let result = core.run();
     let _ = std::fs::remove_file(&socket);
     log::info!("stopped");
-    result
+    Ok(result?)
 }

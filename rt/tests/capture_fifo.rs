@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use v2m_rt::capture::{self, DspParams, DspShared, spawn_dsp_thread};
+use v2m_rt::capture;
+use v2m_rt::dsp::{DspParams, DspShared, spawn_dsp_thread};
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::ring::{self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
 use v2m_tests::fifo_mic::{self, FifoMic, mono16k, sox_raw};
@@ -73,7 +74,7 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
     let dsp = spawn_dsp_thread(params, writer).unwrap();
     std::thread::sleep(Duration::from_secs_f64(mic_seconds + 1.0));
     // A stream error (an ALSA overrun cpal recovered from, say) explains a failure below.
-    let stream_error = capture.last_error.lock().unwrap().clone();
+    let stream_error = (capture.errors.lost(), capture.errors.notices());
     drop(capture);
     drop(mic_device);
     // The stream is closed; let the DSP thread finish what the queue still holds.
@@ -90,7 +91,7 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
     // Taken once nothing can publish any more: every frame was captured before it.
     let now = monotonic_ns();
 
-    let mut reader = RingReader::open(control.fd().try_clone_to_owned().unwrap()).unwrap();
+    let mut reader = RingReader::open(control.reader_fds().unwrap()).unwrap();
     reader.seek(0);
     let mut frames = Vec::new();
     let mut f = Frame::default();
@@ -109,7 +110,7 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
     eprintln!(
         "callbacks {} dropped {dropped} longest {} us",
         callback.callbacks.load(Ordering::Relaxed),
-        callback.max_callback_ns.load(Ordering::Relaxed) / 1000
+        callback.durations.max_us()
     );
     assert_eq!(dropped, 0, "the queue overflowed");
     assert!(callback.callbacks.load(Ordering::Relaxed) > 0);

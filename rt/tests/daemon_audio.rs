@@ -54,6 +54,7 @@ fn final_text(session_id: u64) -> WorkerMessage {
         timings: Timings::default(),
         capture_to_read: Default::default(),
         speculative: false,
+        lost_frames: 0,
     })
 }
 

@@ -82,7 +82,7 @@ fn sox(src: &Path, rate: u32, channels: u16) -> PathBuf {
 /// Runs `input` through the chain in 10 ms blocks; returns the published frames.
 fn run(input: &[f32], rate: u32, channels: u16) -> (Vec<Frame>, Dsp) {
     let (writer, control) = ring::create(ring::DEFAULT_CAPACITY).unwrap();
-    let mut reader = RingReader::open(control.fd().try_clone_to_owned().unwrap()).unwrap();
+    let mut reader = RingReader::open(control.reader_fds().unwrap()).unwrap();
     reader.seek(0);
     let mut dsp = Dsp::new(rate, channels, 3, writer).unwrap();
     let block = (rate / 100) as usize * channels as usize;

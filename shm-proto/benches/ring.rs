@@ -21,7 +21,7 @@ use std::time::Duration;
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{self, DaemonMessage, Hello, PeerMessage, Role, WorkerIdentity};
 use v2m_shm_proto::ring::{
-    self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, FrameMeta, RingReader,
+    self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, FrameMeta, RingFds, RingReader,
 };
 use v2m_tests::ring_peer::accept_and_send_ring;
 
@@ -113,7 +113,7 @@ fn run(frames: u64, pace: Option<u64>) -> RunResult {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut sock = accept_and_send_ring(&listener, control.fd());
+    let mut sock = accept_and_send_ring(&listener, &control.reader_fds().unwrap());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     // Let the reader settle into its wait.
@@ -175,10 +175,10 @@ fn reader_child(socket: &Path, frames: u64, chunk: u64) {
         model: "none".into(),
     })));
     protocol::write_frame(&mut sock, &hello).unwrap();
-    let (_, fd) = protocol::read_frame_with_fd::<DaemonMessage>(&sock)
+    let (_, fds) = protocol::read_frame_with_fds::<DaemonMessage>(&sock)
         .unwrap()
         .unwrap();
-    let mut reader = RingReader::open(fd.unwrap()).unwrap();
+    let mut reader = RingReader::open(RingFds::from_received(fds).unwrap()).unwrap();
     reader.seek(0);
     let mut latencies = Vec::with_capacity(frames as usize);
     let mut frame = Frame::default();

@@ -26,6 +26,28 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// The socket is there but this user may not use it (its directory or file permissions).
+    #[error(
+        "cannot connect to {path}: {source} (check the permissions of the socket and its folder)"
+    )]
+    NoAccess {
+        /// The socket tried.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another user's process serves the socket: its answers are not to be trusted (they
+    /// could be typed into this user's windows).
+    #[error("{path} is served by uid {uid}, not by this user (uid {me}): refusing to talk to it")]
+    NotOurs {
+        /// The socket.
+        path: PathBuf,
+        /// The server's uid.
+        uid: u32,
+        /// Ours.
+        me: u32,
+    },
     /// The connection failed or a frame could not be read.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -53,12 +75,28 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the socket at `path` and says hello.
+    /// Connects to the socket at `path`, checks that this user's process serves it, and says
+    /// hello.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let sock = UnixStream::connect(path).map_err(|source| ClientError::NotRunning {
-            path: path.to_owned(),
-            source,
+        let sock = UnixStream::connect(path).map_err(|source| match source.kind() {
+            io::ErrorKind::PermissionDenied => ClientError::NoAccess {
+                path: path.to_owned(),
+                source,
+            },
+            _ => ClientError::NotRunning {
+                path: path.to_owned(),
+                source,
+            },
         })?;
+        let me = crate::platform::peer::current_uid();
+        let server = crate::platform::peer::peer_cred(&sock).map_err(FrameError::Io)?;
+        if server.uid != me {
+            return Err(ClientError::NotOurs {
+                path: path.to_owned(),
+                uid: server.uid,
+                me,
+            });
+        }
         let mut client = Client {
             sock,
             buf: Vec::new(),

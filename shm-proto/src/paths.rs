@@ -40,9 +40,7 @@ pub enum PathError {
         uid: u32,
     },
     /// Group or others have access.
-    #[error(
-        "runtime directory {path} has mode {mode:o}, expected 700: fix with `chmod 700 {path}`"
-    )]
+    #[error("directory {path} has mode {mode:o}, open to other users: fix with `chmod 700 {path}`")]
     BadMode {
         /// The directory.
         path: PathBuf,
@@ -90,6 +88,38 @@ pub fn ensure_private_dir(path: &Path, uid: u32) -> Result<(), PathError> {
             path: path.to_owned(),
             mode,
         });
+    }
+    Ok(())
+}
+
+/// Checks the folder a control socket lives in, whatever path was given (`--socket`,
+/// `V2M_SOCKET`): it must be a real directory of this user that nobody else can write to, or
+/// another user could put their own socket in its place.
+pub fn check_socket_dir(socket: &Path, uid: u32) -> Result<(), PathError> {
+    let dir = match socket.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => std::env::current_dir().map_err(|source| PathError::Io {
+            path: socket.to_owned(),
+            source,
+        })?,
+    };
+    let meta = fs::symlink_metadata(&dir).map_err(|source| PathError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    if !meta.file_type().is_dir() {
+        return Err(PathError::NotADirectory(dir));
+    }
+    if meta.uid() != uid {
+        return Err(PathError::NotOurs {
+            path: dir,
+            owner: meta.uid(),
+            uid,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(PathError::BadMode { path: dir, mode });
     }
     Ok(())
 }
@@ -195,6 +225,26 @@ mod tests {
             matches!(err, PathError::NotOurs { owner, .. } if owner == uid),
             "{err}"
         );
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn a_socket_folder_must_be_ours_and_closed_to_others() {
+        let base = scratch("sockdir");
+        let uid = crate::platform::peer::current_uid();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        check_socket_dir(&base.join("s.sock"), uid).unwrap();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_socket_dir(&base.join("s.sock"), uid).unwrap_err();
+        assert!(
+            matches!(err, PathError::BadMode { mode: 0o777, .. }),
+            "{err}"
+        );
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o700)).unwrap();
+        let err = check_socket_dir(&base.join("s.sock"), uid + 1).unwrap_err();
+        assert!(matches!(err, PathError::NotOurs { .. }), "{err}");
+        // Sticky /tmp, writable by all, is no place for a socket.
+        assert!(check_socket_dir(Path::new("/tmp/x.sock"), uid).is_err());
         fs::remove_dir_all(base).unwrap();
     }
 

@@ -24,10 +24,14 @@ fn final_text() -> FinalText {
         worker: "w0".into(),
         stop_to_final_ms: 31.5,
         timings: timings(),
-        capture_to_read: ReadLag {
-            counts: vec![0, 0, 3, 17, 1],
+        capture_to_read: LagSummary {
+            frames: 21,
+            p50_ms: 4.0,
+            p99_ms: 5.0,
+            max_ms: 5.0,
         },
         speculative: true,
+        lost_frames: 3,
     }
 }
 
@@ -57,7 +61,13 @@ fn health() -> WorkerHealth {
     }
 }
 
-const ALL_KINDS: [ErrorKind; 13] = [
+fn read_lag() -> ReadLag {
+    ReadLag {
+        counts: vec![0, 0, 3, 17, 1],
+    }
+}
+
+const ALL_KINDS: [ErrorKind; 14] = [
     ErrorKind::HelloRequired,
     ErrorKind::VersionMismatch,
     ErrorKind::PermissionDenied,
@@ -70,6 +80,7 @@ const ALL_KINDS: [ErrorKind; 13] = [
     ErrorKind::NoWorker,
     ErrorKind::Device,
     ErrorKind::BadFile,
+    ErrorKind::Busy,
     ErrorKind::Internal,
 ];
 
@@ -83,11 +94,12 @@ fn request_index(b: &RequestBody) -> usize {
         RequestBody::Toggle => 3,
         RequestBody::Cancel => 4,
         RequestBody::Status => 5,
-        RequestBody::Subscribe => 6,
+        RequestBody::Subscribe { .. } => 6,
         RequestBody::Pause => 7,
         RequestBody::Resume => 8,
         RequestBody::TranscribeFile { .. } => 9,
         RequestBody::Shutdown => 10,
+        RequestBody::Last { .. } => 11,
     }
 }
 
@@ -103,6 +115,7 @@ fn reply_index(r: &Reply) -> usize {
         Reply::Resumed => 7,
         Reply::Transcribed(_) => 8,
         Reply::ShuttingDown => 9,
+        Reply::Last(_) => 10,
     }
 }
 
@@ -113,6 +126,7 @@ fn event_index(e: &Event) -> usize {
         Event::StateChanged { .. } => 2,
         Event::WorkerUp(_) => 3,
         Event::WorkerDown { .. } => 4,
+        Event::ReadLag { .. } => 5,
     }
 }
 
@@ -127,6 +141,12 @@ fn peer_messages() -> Vec<PeerMessage> {
         PeerMessage::Worker(WorkerMessage::Provisional(provisional())),
         PeerMessage::Worker(WorkerMessage::Final(final_text())),
         PeerMessage::Worker(WorkerMessage::Health(health())),
+        PeerMessage::Worker(WorkerMessage::Heartbeat { pass_ms: Some(812) }),
+        PeerMessage::Worker(WorkerMessage::Heartbeat { pass_ms: None }),
+        PeerMessage::Worker(WorkerMessage::ReadLag {
+            session_id: 7,
+            histogram: read_lag(),
+        }),
     ];
     let bodies = [
         RequestBody::Ping,
@@ -135,13 +155,14 @@ fn peer_messages() -> Vec<PeerMessage> {
         RequestBody::Toggle,
         RequestBody::Cancel,
         RequestBody::Status,
-        RequestBody::Subscribe,
+        RequestBody::Subscribe { metrics: true },
         RequestBody::Pause,
         RequestBody::Resume,
         RequestBody::TranscribeFile {
             path: "/home/u/rec ording.wav".into(),
         },
         RequestBody::Shutdown,
+        RequestBody::Last { count: 3 },
     ];
     for (i, body) in bodies.into_iter().enumerate() {
         v.push(PeerMessage::Request(Request {
@@ -170,6 +191,8 @@ fn daemon_messages() -> Vec<DaemonMessage> {
             owns_finals: true,
             health: Some(health()),
             restarts: 1,
+            heard_ms_ago: Some(250),
+            pass_ms: Some(400),
         }],
         last_session: Some(SessionLatency {
             session_id: 6,
@@ -185,6 +208,7 @@ fn daemon_messages() -> Vec<DaemonMessage> {
             capture_to_ring_p50_us: 21_000.0,
             capture_to_ring_p99_us: 23_000.0,
             allocs_after_start: Some(0),
+            frees_after_start: Some(0),
         },
     };
     let replies = vec![
@@ -201,6 +225,7 @@ fn daemon_messages() -> Vec<DaemonMessage> {
         Reply::Resumed,
         Reply::Transcribed(final_text()),
         Reply::ShuttingDown,
+        Reply::Last(vec![final_text(), final_text()]),
     ];
     let mut v: Vec<DaemonMessage> = replies
         .into_iter()
@@ -230,6 +255,10 @@ fn daemon_messages() -> Vec<DaemonMessage> {
         DaemonMessage::Event(Event::WorkerDown {
             name: "w0".into(),
             reason: "exited with signal 9".into(),
+        }),
+        DaemonMessage::Event(Event::ReadLag {
+            session_id: 7,
+            histogram: read_lag(),
         }),
         DaemonMessage::Assignment(Assignment::Session {
             session_id: 7,
@@ -280,7 +309,7 @@ fn every_peer_message_round_trips() {
             seen.insert(request_index(&r.body));
         }
     }
-    assert_eq!(seen.len(), 11, "every request variant is sampled");
+    assert_eq!(seen.len(), 12, "every request variant is sampled");
 }
 
 #[test]
@@ -302,8 +331,8 @@ fn every_daemon_message_round_trips() {
             _ => {}
         }
     }
-    assert_eq!(replies.len(), 10, "every reply variant is sampled");
-    assert_eq!(events.len(), 5, "every event variant is sampled");
+    assert_eq!(replies.len(), 11, "every reply variant is sampled");
+    assert_eq!(events.len(), 6, "every event variant is sampled");
     assert_eq!(kinds.len(), ALL_KINDS.len(), "every error kind is sampled");
 }
 
@@ -400,17 +429,17 @@ fn a_frame_carries_a_descriptor() {
         daemon_version: "t".into(),
         ring_attached: true,
     });
-    write_frame_with_fd(&a, &welcome, std::os::fd::AsFd::as_fd(&mem_w)).unwrap();
+    write_frame_with_fds(&a, &welcome, &[std::os::fd::AsFd::as_fd(&mem_w)]).unwrap();
     // A second, ordinary frame right behind it must not be swallowed.
     write_frame(&mut &a, &DaemonMessage::Event(Event::WorkerUp(worker_id()))).unwrap();
-    let (got, fd) = read_frame_with_fd::<DaemonMessage>(&b).unwrap().unwrap();
+    let (got, fds) = read_frame_with_fds::<DaemonMessage>(&b).unwrap().unwrap();
     assert_eq!(got, welcome);
-    assert!(fd.is_some(), "descriptor missing");
+    assert_eq!(fds.len(), 1, "descriptor missing");
     let next: DaemonMessage = read_frame(&mut &b, &mut Vec::new()).unwrap().unwrap();
     assert_eq!(next, DaemonMessage::Event(Event::WorkerUp(worker_id())));
     drop(a);
     assert!(
-        read_frame_with_fd::<DaemonMessage>(&b).unwrap().is_none(),
+        read_frame_with_fds::<DaemonMessage>(&b).unwrap().is_none(),
         "clean end of stream"
     );
 }
@@ -434,6 +463,34 @@ proptest! {
         let _ = read_frame::<_, DaemonMessage>(&mut cursor, &mut buf);
     }
 
+    /// Several frames with valid length prefixes and arbitrary payloads, back to back: every
+    /// decoder (peer, daemon, worker messages) either decodes each or gives a typed error,
+    /// never a panic.
+    #[test]
+    fn valid_lengths_with_random_payloads_reach_every_decoder(
+        payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8)
+    ) {
+        let mut stream = Vec::new();
+        for p in &payloads {
+            stream.extend((p.len() as u32).to_le_bytes());
+            stream.extend(p);
+        }
+        let mut buf = Vec::new();
+        let mut peer = Cursor::new(stream.clone());
+        let mut daemon = Cursor::new(stream);
+        for _ in &payloads {
+            match read_frame::<_, PeerMessage>(&mut peer, &mut buf) {
+                Ok(Some(_)) | Err(FrameError::Malformed(_)) | Err(FrameError::TrailingBytes(_)) => {}
+                other => prop_assert!(false, "peer decoder: {:?}", other.map(|_| ())),
+            }
+            match read_frame::<_, DaemonMessage>(&mut daemon, &mut buf) {
+                Ok(Some(_)) | Err(FrameError::Malformed(_)) | Err(FrameError::TrailingBytes(_)) => {}
+                other => prop_assert!(false, "daemon decoder: {:?}", other.map(|_| ())),
+            }
+        }
+        prop_assert!(matches!(read_frame::<_, PeerMessage>(&mut peer, &mut buf), Ok(None)));
+    }
+
     /// A valid length prefix followed by arbitrary payload bytes: decoded or Malformed /
     /// TrailingBytes / Truncated, never a panic, never another error.
     #[test]
@@ -451,12 +508,13 @@ proptest! {
 
     /// Any request round-trips.
     #[test]
-    fn arbitrary_requests_round_trip(id in any::<u64>(), path in ".{0,64}", pick in 0usize..11) {
+    fn arbitrary_requests_round_trip(id in any::<u64>(), path in ".{0,64}", pick in 0usize..12, n in any::<u32>()) {
         let body = match pick {
             0 => RequestBody::Ping, 1 => RequestBody::Start, 2 => RequestBody::Stop,
             3 => RequestBody::Toggle, 4 => RequestBody::Cancel, 5 => RequestBody::Status,
-            6 => RequestBody::Subscribe, 7 => RequestBody::Pause, 8 => RequestBody::Resume,
-            9 => RequestBody::TranscribeFile { path }, _ => RequestBody::Shutdown,
+            6 => RequestBody::Subscribe { metrics: n % 2 == 0 }, 7 => RequestBody::Pause,
+            8 => RequestBody::Resume, 9 => RequestBody::TranscribeFile { path },
+            10 => RequestBody::Last { count: n }, _ => RequestBody::Shutdown,
         };
         let m = PeerMessage::Request(Request { id, body });
         prop_assert_eq!(round_trip(&m), m);

@@ -24,7 +24,7 @@ fn the_counter_sees_allocations() {
 #[test]
 fn publish_allocates_nothing_even_when_waking_readers() {
     let (mut writer, control) = ring::create(256).unwrap();
-    let mut reader = RingReader::open(control.fd().try_clone_to_owned().unwrap()).unwrap();
+    let mut reader = RingReader::open(control.reader_fds().unwrap()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = Arc::clone(&stop);
     // A reader that sleeps in FUTEX_WAIT between frames, so publishes take the wake path.

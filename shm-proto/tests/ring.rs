@@ -4,8 +4,9 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
+use v2m_shm_proto::platform::memfd;
 use v2m_shm_proto::ring::{
-    self, FRAME_SAMPLES, Frame, FrameFlags, FrameMeta, Readiness, RingControl, RingError,
+    self, FRAME_SAMPLES, Frame, FrameFlags, FrameMeta, Readiness, RingControl, RingError, RingFds,
     RingReader, RingWriter,
 };
 
@@ -30,7 +31,7 @@ fn publish_n(w: &mut RingWriter, n: u64) {
 }
 
 fn reader_of(control: &RingControl) -> RingReader {
-    RingReader::open(control.fd().try_clone_to_owned().unwrap()).unwrap()
+    RingReader::open(control.reader_fds().unwrap()).unwrap()
 }
 
 fn assert_frame(frame: &Frame, seq: u64) {
@@ -142,12 +143,24 @@ fn wait_times_out_on_a_silent_ring_and_wakes_on_publish() {
         let info = r.read_timeout(&mut f, Duration::from_secs(60));
         (info, f.seq)
     });
-    std::thread::sleep(Duration::from_millis(50));
+    // Publish once the reader sleeps (each wait has its deadline).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while control.waiting_readers() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader never waited"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     publish_n(&mut w, 1);
     let (info, seq) = t.join().unwrap();
     assert_eq!(info.map(|i| i.lost), Some(0), "woken with the frame");
     assert_eq!(seq, 0);
-    assert!(w.wake_calls() <= 1);
+    assert_eq!(
+        w.wake_calls(),
+        1,
+        "exactly one wake for the sleeping reader"
+    );
 }
 
 #[test]
@@ -228,14 +241,72 @@ fn bad_capacities_are_refused() {
     assert!(ring::capacity_for_seconds(1e12).is_err());
 }
 
-/// Writes `bytes` at `offset` into a copy of a fresh ring's memfd and tries to open it.
-fn open_corrupted(offset: u64, bytes: &[u8]) -> Result<RingReader, RingError> {
-    let (_w, control) = ring::create(8).unwrap();
-    let fd: OwnedFd = control.fd().try_clone_to_owned().unwrap();
+/// Sealed memfds as a ring's: `ring` bytes (first `len` of them), and fresh wake words.
+fn sealed_fds(ring: &[u8], len: u64) -> RingFds {
+    let fd = memfd::create("copy", len).unwrap();
     File::from(fd.try_clone().unwrap())
-        .write_all_at(bytes, offset)
+        .write_all_at(&ring[..ring.len().min(len as usize)], 0)
         .unwrap();
-    RingReader::open(fd)
+    memfd::add_seals(&fd, memfd::RING_SEALS).unwrap();
+    let wake = memfd::create("wake", ring::WAKE_REGION).unwrap();
+    memfd::add_seals(&wake, memfd::WAKE_SEALS).unwrap();
+    RingFds { ring: fd, wake }
+}
+
+/// A fresh ring's bytes (read through the read-only descriptor a reader gets).
+fn ring_bytes(capacity: u32) -> Vec<u8> {
+    let (_w, control) = ring::create(capacity).unwrap();
+    let src = File::from(control.reader_fds().unwrap().ring);
+    let mut bytes = vec![0u8; control.geometry().total_len as usize];
+    src.read_exact_at(&mut bytes, 0).unwrap();
+    bytes
+}
+
+/// Writes `bytes` at `offset` into a copy of a fresh ring and tries to open it.
+fn open_corrupted(offset: u64, bytes: &[u8]) -> Result<RingReader, RingError> {
+    let mut ring = ring_bytes(8);
+    ring[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
+    let len = ring.len() as u64;
+    RingReader::open(sealed_fds(&ring, len))
+}
+
+#[test]
+fn a_reader_cannot_write_the_ring() {
+    use std::os::unix::fs::FileExt;
+    let (mut w, control) = ring::create(8).unwrap();
+    let fds = control.reader_fds().unwrap();
+    // The descriptor a worker gets is read-only: no writable shared mapping, no write.
+    // SAFETY: a test mapping of a sealed memfd that outlives it; never dereferenced.
+    let writable = unsafe { memmap2::MmapOptions::new().map_mut(&fds.ring) };
+    assert!(
+        writable.is_err(),
+        "a writable mapping of the reader's descriptor"
+    );
+    assert!(
+        File::from(fds.ring.try_clone().unwrap())
+            .write_at(b"x", 0)
+            .is_err()
+    );
+    // Even reopened for writing it is sealed against any new write access.
+    let path = format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fds.ring)
+    );
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    assert!(rw.write_at(b"x", 0).is_err(), "the seal refuses writes");
+    // SAFETY: as above.
+    assert!(unsafe { memmap2::MmapOptions::new().map_mut(&rw) }.is_err());
+    // The writer's own mapping still publishes, and a reader reads what it published.
+    let mut r = RingReader::open(fds).unwrap();
+    r.seek(0);
+    publish_n(&mut w, 2);
+    let mut f = Frame::default();
+    r.try_read(&mut f).unwrap();
+    assert_frame(&f, 0);
 }
 
 #[test]
@@ -263,13 +334,13 @@ fn a_header_with_another_version_is_refused() {
 #[test]
 fn a_header_with_wrong_sizes_is_refused() {
     // Field offsets (repr(C)): magic 0, version 8, header_len 12, sample_rate 16,
-    // frame_samples 20, capacity 24, slot_size 28, slots_offset 32, wake_offset 40, total_len 48.
+    // frame_samples 20, capacity 24, slot_size 28, slots_offset 32, reserved 40, total_len 48.
     let cases: [(u64, Vec<u8>, &str); 6] = [
         (12, 4096u32.to_le_bytes().to_vec(), "header_len"),
         (16, 48_000u32.to_le_bytes().to_vec(), "sample_rate"),
         (20, 480u32.to_le_bytes().to_vec(), "frame_samples"),
         (28, 64u32.to_le_bytes().to_vec(), "slot_size"),
-        (40, 1u64.to_le_bytes().to_vec(), "wake_offset"),
+        (32, 1u64.to_le_bytes().to_vec(), "slots_offset"),
         (48, (1u64 << 40).to_le_bytes().to_vec(), "total_len"),
     ];
     for (offset, bytes, field) in cases {
@@ -293,30 +364,44 @@ fn a_header_with_wrong_sizes_is_refused() {
 
 #[test]
 fn an_unsealed_or_tiny_file_is_refused() {
-    let fd: OwnedFd =
-        nix::sys::memfd::memfd_create("not-a-ring", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-            .unwrap();
-    let err = RingReader::open(fd.try_clone().unwrap()).err().unwrap();
+    let plain = || -> OwnedFd {
+        nix::sys::memfd::memfd_create("not-a-ring", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap()
+    };
+    let fds = |ring: &OwnedFd, wake: &OwnedFd| RingFds {
+        ring: ring.try_clone().unwrap(),
+        wake: wake.try_clone().unwrap(),
+    };
+    let (ring_fd, wake) = (plain(), plain());
+    let err = RingReader::open(fds(&ring_fd, &wake)).err().unwrap();
     assert!(matches!(err, RingError::TooSmall { len: 0, .. }), "{err}");
-    nix::unistd::ftruncate(&fd, 1 << 20).unwrap();
-    let err = RingReader::open(fd).err().unwrap();
+    nix::unistd::ftruncate(&ring_fd, 1 << 20).unwrap();
+    let err = RingReader::open(fds(&ring_fd, &wake)).err().unwrap();
     assert!(matches!(err, RingError::NotSealed), "{err}");
+    // Sealed against resizing but still writable: refused too.
+    let writable = memfd::create("writable", 1 << 20).unwrap();
+    memfd::add_seals(&writable, memfd::WAKE_SEALS).unwrap();
+    let good = sealed_fds(&ring_bytes(8), 1 << 20);
+    let err = RingReader::open(RingFds {
+        ring: writable,
+        wake: good.wake,
+    })
+    .err()
+    .unwrap();
+    assert!(matches!(err, RingError::NotSealed), "{err}");
+    // Three descriptors with a welcome instead of two.
+    let extra = vec![plain(), plain(), plain()];
+    assert!(matches!(
+        RingFds::from_received(extra),
+        Err(RingError::Descriptors(3))
+    ));
 }
 
 #[test]
 fn a_header_describing_more_than_the_file_is_refused() {
     // A correct header for capacity 8 in a file sealed shorter than the header says.
-    let (_w, control) = ring::create(8).unwrap();
-    let geometry = control.geometry();
-    let src = File::from(control.fd().try_clone_to_owned().unwrap());
-    let short = geometry.wake_offset; // the wake region is missing
-    let fd = v2m_shm_proto::platform::memfd::create_sealed("short", short).unwrap();
-    let mut header = vec![0u8; 4096];
-    src.read_exact_at(&mut header, 0).unwrap();
-    File::from(fd.try_clone().unwrap())
-        .write_all_at(&header, 0)
-        .unwrap();
-    let err = RingReader::open(fd).err().unwrap();
+    let bytes = ring_bytes(8);
+    let short = bytes.len() as u64 - 65536; // the last slots are missing
+    let err = RingReader::open(sealed_fds(&bytes, short)).err().unwrap();
     assert!(matches!(err, RingError::Truncated { .. }), "{err}");
 }
 

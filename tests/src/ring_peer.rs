@@ -1,12 +1,12 @@
 //! The daemon side of a ring handshake, as the test writer plays it: accept a worker's hello,
 //! answer with a welcome carrying the ring's memfd. The peer side is `src/bin/ring-peer.rs`.
 
-use std::os::fd::BorrowedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use v2m_shm_proto::protocol::{self, DaemonMessage, PROTOCOL_VERSION, PeerMessage, Role, Welcome};
+use v2m_shm_proto::ring::RingFds;
 
 /// Accepts one connection, checks its hello is a worker's, and hands it the ring.
-pub fn accept_and_send_ring(listener: &UnixListener, ring_fd: BorrowedFd<'_>) -> UnixStream {
+pub fn accept_and_send_ring(listener: &UnixListener, ring: &RingFds) -> UnixStream {
     let (mut sock, _) = listener.accept().expect("accept");
     let hello: PeerMessage = protocol::read_frame(&mut sock, &mut Vec::new())
         .expect("read hello")
@@ -22,7 +22,7 @@ pub fn accept_and_send_ring(listener: &UnixListener, ring_fd: BorrowedFd<'_>) ->
         daemon_version: "test".into(),
         ring_attached: true,
     });
-    protocol::write_frame_with_fd(&sock, &welcome, ring_fd).expect("send ring");
+    protocol::write_frame_with_fds(&sock, &welcome, &ring.as_fds()).expect("send ring");
     sock
 }
 

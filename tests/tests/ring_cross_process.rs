@@ -2,7 +2,6 @@
 //! receive the memfd over a Unix socket (SCM_RIGHTS), exactly as workers will.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -40,7 +39,7 @@ impl Peer {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn ring-peer");
-        let sock = accept_and_send_ring(listener, control.fd());
+        let sock = accept_and_send_ring(listener, &control.reader_fds().unwrap());
         let progress = Arc::new(AtomicU64::new(0));
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
@@ -209,11 +208,18 @@ fn a_reader_killed_while_waiting_never_stalls_the_writer() {
 #[test]
 fn a_reader_in_another_process_is_refused_a_corrupt_ring() {
     use std::os::unix::fs::FileExt;
+    use v2m_shm_proto::platform::memfd;
+    // A ring-sized, sealed memfd whose header is all zeros.
     let (_w, control) = ring::create(8).unwrap();
-    let fd = control.fd().try_clone_to_owned().unwrap();
+    let fd = memfd::create("corrupt", control.geometry().total_len).unwrap();
     std::fs::File::from(fd.try_clone().unwrap())
         .write_all_at(&[0u8; 8], 0)
         .unwrap();
+    memfd::add_seals(&fd, memfd::RING_SEALS).unwrap();
+    let fds = v2m_shm_proto::ring::RingFds {
+        ring: fd,
+        wake: control.reader_fds().unwrap().wake,
+    };
     let (l, path) = listener("corrupt");
     let child = Command::new(env!("CARGO_BIN_EXE_ring-peer"))
         .arg(&path)
@@ -222,7 +228,7 @@ fn a_reader_in_another_process_is_refused_a_corrupt_ring() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let _sock = accept_and_send_ring(&l, fd.as_fd());
+    let _sock = accept_and_send_ring(&l, &fds);
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -26,8 +26,6 @@ pub struct CallbackStats {
     pub callbacks: AtomicU64,
     /// Samples dropped because the queue was full.
     pub dropped_samples: AtomicU64,
-    /// Longest callback, ns.
-    pub max_callback_ns: AtomicU64,
     /// Overruns the device reported (audio lost before it reached the callback).
     pub overruns: AtomicU64,
     /// Set when samples were dropped or the device overran; the DSP thread clears it and
@@ -96,11 +94,7 @@ impl CallbackWriter {
                 self.stats.discontinuity.store(true, Ordering::Release);
             }
         }
-        let took = monotonic_ns() - entered;
-        self.stats
-            .max_callback_ns
-            .fetch_max(took, Ordering::Relaxed);
-        self.stats.durations.record_ns(took);
+        self.stats.durations.record_ns(monotonic_ns() - entered);
         alloc_count::set_realtime(false);
     }
 

@@ -1,9 +1,10 @@
 //! Opening a cpal input device in whatever sample format and rate it offers.
 
 use super::callback::{CallbackStats, CallbackWriter, Stamp};
+use super::stream_error::{StreamErrors, on_stream_error};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{SampleFormat, Stream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Why capture could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +50,8 @@ pub struct Capture {
     pub format: InputFormat,
     /// The callback's counters.
     pub stats: Arc<CallbackStats>,
-    /// The error that lost the device (gone, stream invalidated…), for status.
-    pub last_error: Arc<Mutex<Option<String>>>,
+    /// What the stream's error callback reported (a lost device, notices).
+    pub errors: Arc<StreamErrors>,
 }
 
 /// The queue the DSP thread drains.
@@ -102,12 +103,12 @@ pub fn open(
     let (writer, queue) = CaptureQueue::new(format.rate, format.channels, queue_seconds, stats);
     let stats = Arc::clone(&writer.stats);
     let mut writer = writer;
-    let last_error = Arc::new(Mutex::new(None));
-    let errors = Arc::clone(&last_error);
+    let errors = Arc::new(StreamErrors::default());
+    let error_sink = Arc::clone(&errors);
     let error_stats = Arc::clone(&stats);
-    // The error callback is not the realtime path: it may lock and format.
-    let on_error =
-        move |e: cpal::Error| super::stream_error::on_stream_error(e, &errors, &error_stats);
+    // On ALSA this runs on the audio thread: atomics only (the error is cpal's, dropped in
+    // cpal's frame).
+    let on_error = move |e: cpal::Error| on_stream_error(&e, &error_sink, &error_stats);
     let config = supported.config();
     macro_rules! stream {
         ($t:ty) => {
@@ -142,7 +143,7 @@ pub fn open(
             _stream: stream,
             format,
             stats,
-            last_error,
+            errors,
         },
         queue,
     ))

@@ -29,6 +29,25 @@ pub enum FileError {
         /// hound's reason.
         message: String,
     },
+    /// Not a regular file (a FIFO, a device, a directory): refused before opening it, as
+    /// opening a FIFO blocks until someone writes.
+    #[error("{path}: not a regular file")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Longer than allowed (its header says so; nothing was read).
+    #[error(
+        "{path}: {seconds:.0} s is longer than the ring holds ({max:.0} s): raise [rt] ring_seconds"
+    )]
+    TooLong {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        seconds: f64,
+        /// The limit.
+        max: f64,
+    },
     /// A WAV v2m does not decode.
     #[error("{path}: unsupported WAV: {message}")]
     Unsupported {
@@ -59,10 +78,22 @@ impl WavAudio {
 
 /// Reads a WAV file: PCM 8/16/24/32-bit integer or 32-bit float, any rate, any channels.
 pub fn read_wav(path: &Path) -> Result<WavAudio, FileError> {
-    let file = std::fs::File::open(path).map_err(|source| FileError::Io {
+    read_wav_within(path, f64::INFINITY)
+}
+
+/// Reads a WAV file of at most `max_seconds` (as its header states, before reading any
+/// sample). Only regular files: a FIFO or a device is refused without opening it.
+pub fn read_wav_within(path: &Path, max_seconds: f64) -> Result<WavAudio, FileError> {
+    let io = |source| FileError::Io {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(FileError::NotRegular {
+            path: path.to_owned(),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
     let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| match e {
         hound::Error::IoError(source) => FileError::Io {
             path: path.to_owned(),
@@ -83,6 +114,14 @@ pub fn read_wav(path: &Path) -> Result<WavAudio, FileError> {
             "{} channels at {} Hz",
             spec.channels, spec.sample_rate
         )));
+    }
+    let seconds = reader.duration() as f64 / spec.sample_rate as f64;
+    if seconds > max_seconds {
+        return Err(FileError::TooLong {
+            path: path.to_owned(),
+            seconds,
+            max: max_seconds,
+        });
     }
     let broken = |e: hound::Error| FileError::NotWav {
         path: path.to_owned(),
@@ -130,7 +169,11 @@ pub struct FileFeeder {
 
 impl FileFeeder {
     /// Starts feeding `audio` into `writer` at `pace`.
-    pub fn spawn(audio: Arc<WavAudio>, pace: Pace, mut writer: CallbackWriter) -> FileFeeder {
+    pub fn spawn(
+        audio: Arc<WavAudio>,
+        pace: Pace,
+        mut writer: CallbackWriter,
+    ) -> std::io::Result<FileFeeder> {
         let stop = Arc::new(AtomicBool::new(false));
         let finished = Arc::new(AtomicBool::new(false));
         let (stop2, finished2) = (Arc::clone(&stop), Arc::clone(&finished));
@@ -173,13 +216,12 @@ impl FileFeeder {
                         finished2.store(true, Ordering::Release);
                     }
                 }
-            })
-            .expect("spawn the file feeder thread");
-        FileFeeder {
+            })?;
+        Ok(FileFeeder {
             stop,
             finished,
             handle: Some(handle),
-        }
+        })
     }
 
     /// Set once every sample is queued (as-fast-as-possible pace).

@@ -1,8 +1,13 @@
-//! The DSP thread's work: downmix, resample to 16 kHz, cut 20 ms frames, VAD, publish.
-//! Allocation-free once built (a counting-allocator test drives it for a minute of audio).
+//! The DSP thread ([`thread`]) and its work ([`pipeline`]): downmix, resample to 16 kHz,
+//! cut 20 ms frames, VAD, publish. Allocation-free once built (a counting-allocator test
+//! drives it for a minute of audio).
 
+mod error;
 mod pipeline;
 mod resample;
+mod thread;
 
-pub use pipeline::{Dsp, DspError, DspStats};
+pub use error::DspError;
+pub use pipeline::{Dsp, DspStats};
 pub use resample::MonoResampler;
+pub use thread::{DspParams, DspShared, DspThread, spawn_dsp_thread};

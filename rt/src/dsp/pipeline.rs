@@ -1,34 +1,12 @@
 //! Interleaved device samples in, published ring frames out.
 
+use super::error::DspError;
 use super::resample::MonoResampler;
 use crate::metrics::Histogram;
 use std::sync::Arc;
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::ring::{FRAME_NS, FRAME_SAMPLES, FrameFlags, FrameMeta, RingWriter};
 use webrtc_vad::{SampleRate, Vad, VadMode};
-
-/// Why the DSP chain cannot be built.
-#[derive(Debug, thiserror::Error)]
-pub enum DspError {
-    /// A sample rate of 0.
-    #[error("unsupported input sample rate {0} Hz")]
-    BadRate(u32),
-    /// No channels.
-    #[error("the input has no channels")]
-    NoChannels,
-    /// The resampler could not be built.
-    #[error("resampler: {0}")]
-    Resampler(String),
-    /// VAD aggressiveness out of range.
-    #[error("VAD mode {0} is not 0 to 3")]
-    BadVadMode(u8),
-    /// The DSP thread could not be started.
-    #[error("cannot start the DSP thread: {0}")]
-    Thread(String),
-    /// The DSP thread panicked; the ring writer went with it.
-    #[error("the DSP thread panicked")]
-    Panicked,
-}
 
 /// Counters of the chain, for status and measurement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -165,11 +143,6 @@ impl Dsp {
         self.framer.stats
     }
 
-    /// The ring writer (for its sequence number).
-    pub fn writer(&self) -> &RingWriter {
-        &self.framer.writer
-    }
-
     /// Records, for every published frame, the time from its first sample's capture to its
     /// publish.
     pub fn record_capture_to_ring(&mut self, histogram: Arc<Histogram>) {
@@ -192,7 +165,7 @@ impl Dsp {
             self.mono.clear();
             self.mono.resize(256, 0.0);
             let framer = &mut self.framer;
-            self.resampler.push(&self.mono, &mut |out| framer.take(out));
+            let _ = self.resampler.push(&self.mono, &mut |out| framer.take(out));
         }
     }
 
@@ -235,7 +208,9 @@ impl Dsp {
             );
             self.framer.stats.input_frames += self.mono.len() as u64;
             let framer = &mut self.framer;
-            self.resampler.push(&self.mono, &mut |out| framer.take(out));
+            if !self.resampler.push(&self.mono, &mut |out| framer.take(out)) {
+                self.mark_discontinuity();
+            }
         }
         let published = self.framer.stats.frames - frames_before;
         if let Some(h) = &self.framer.capture_to_ring

@@ -1,7 +1,7 @@
 //! Mono resampling to 16 kHz with rubato: the FFT resampler (fixed ratio) when the rates reduce
 //! to small FFTs, the sinc resampler otherwise; a pass-through at 16 kHz.
 
-use super::pipeline::DspError;
+use super::error::DspError;
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
     Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters,
@@ -91,11 +91,15 @@ impl MonoResampler {
     }
 
     /// Feeds mono samples; calls `sink` with each run of 16 kHz output. No allocation.
-    pub fn push(&mut self, mut samples: &[f32], sink: &mut impl FnMut(&[f32])) {
+    /// Returns `false` if the resampler refused a chunk (it never should: the sizes are its
+    /// own); that chunk is dropped and the caller flags the gap, rather than the DSP thread
+    /// panicking.
+    pub fn push(&mut self, mut samples: &[f32], sink: &mut impl FnMut(&[f32])) -> bool {
         let Some(inner) = self.inner.as_mut() else {
             sink(samples);
-            return;
+            return true;
         };
+        let mut intact = true;
         while !samples.is_empty() {
             let need = inner.input_frames_next() - self.input.len();
             let take = need.min(samples.len());
@@ -106,19 +110,22 @@ impl MonoResampler {
             }
             let frames_in = self.input.len();
             let frames_out = self.output.len();
-            let (Ok(input), Ok(mut output)) = (
+            let written = match (
                 InterleavedSlice::new(&self.input[..], 1, frames_in),
                 InterleavedSlice::new_mut(&mut self.output[..], 1, frames_out),
-            ) else {
-                unreachable!("buffer sizes come from the resampler");
-            };
-            let written = match inner.process_into_buffer(&input, &mut output, None) {
-                Ok((_, written)) => written,
-                // Sizes are the resampler's own; a failure here is a bug, not input.
-                Err(e) => unreachable!("resampler refused its own buffer sizes: {e}"),
+            ) {
+                (Ok(input), Ok(mut output)) => inner
+                    .process_into_buffer(&input, &mut output, None)
+                    .map(|(_, written)| written)
+                    .ok(),
+                _ => None,
             };
             self.input.clear();
-            sink(&self.output[..written]);
+            match written {
+                Some(n) => sink(&self.output[..n]),
+                None => intact = false,
+            }
         }
+        intact
     }
 }

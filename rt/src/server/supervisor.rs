@@ -2,7 +2,8 @@
 //! exponential backoff when they exit, told to stop (then terminated, then killed) on
 //! shutdown. Each child is waited on by its own thread, which reports the exit to the core.
 
-use super::core::Input;
+use super::backoff::Backoff;
+use super::input::Input;
 use crate::config::WorkerCommand;
 use crossbeam::channel::Sender;
 use nix::sys::signal::{Signal, kill};
@@ -27,7 +28,7 @@ pub struct Supervised {
     /// Times it was restarted.
     pub restarts: u32,
     started_at: Instant,
-    backoff: Duration,
+    backoff: Backoff,
     /// When to start it again, after an exit.
     pub restart_at: Option<Instant>,
 }
@@ -51,7 +52,7 @@ impl Supervisor {
                 pid: None,
                 restarts: 0,
                 started_at: Instant::now(),
-                backoff: FIRST_BACKOFF,
+                backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
                 restart_at: Some(Instant::now()),
             })
             .collect();
@@ -110,7 +111,7 @@ impl Supervisor {
                     "worker {}: cannot start {:?}: {e}; retrying in {:?}",
                     w.spec.name,
                     w.spec.command[0],
-                    w.backoff
+                    w.backoff.peek()
                 );
                 self.schedule(index);
             }
@@ -119,8 +120,20 @@ impl Supervisor {
 
     fn schedule(&mut self, index: usize) {
         let w = &mut self.workers[index];
-        w.restart_at = Some(Instant::now() + w.backoff);
-        w.backoff = (w.backoff * 2).min(MAX_BACKOFF);
+        w.restart_at = Some(Instant::now() + w.backoff.next_delay());
+    }
+
+    /// When the next (re)start is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.stopping {
+            return None;
+        }
+        self.workers.iter().filter_map(|w| w.restart_at).min()
+    }
+
+    /// The supervised workers' names.
+    pub fn names(&self) -> Vec<String> {
+        self.workers.iter().map(|w| w.spec.name.clone()).collect()
     }
 
     /// A child exited: schedule its restart (unless shutting down). Returns its name.
@@ -136,13 +149,13 @@ impl Supervisor {
             return Some(w.spec.name.clone());
         }
         if w.started_at.elapsed() >= HEALTHY_RUN {
-            w.backoff = FIRST_BACKOFF;
+            w.backoff.reset();
         }
         w.restarts += 1;
         log::warn!(
             "worker {}: exited ({status}); restarting in {:?}",
             w.spec.name,
-            w.backoff
+            w.backoff.peek()
         );
         let name = w.spec.name.clone();
         self.schedule(index);

@@ -11,7 +11,7 @@ use v2m_shm_proto::protocol::{
     self, Assignment, DaemonMessage, Hello, PeerMessage, Reply, RequestBody, Role, StatusReport,
     WorkerIdentity, WorkerMessage,
 };
-use v2m_shm_proto::ring::RingReader;
+use v2m_shm_proto::ring::{RingFds, RingReader};
 use v2m_tests::fifo_mic::{self, FifoMic};
 
 pub const SPEECH: &str =
@@ -150,14 +150,14 @@ impl FakeWorker {
             model: "fake/test".into(),
         })));
         protocol::write_frame(&mut sock, &hello).unwrap();
-        let (welcome, fd) = protocol::read_frame_with_fd::<DaemonMessage>(&sock)
+        let (welcome, fds) = protocol::read_frame_with_fds::<DaemonMessage>(&sock)
             .unwrap()
             .expect("a welcome");
         assert!(
             matches!(welcome, DaemonMessage::Welcome(ref w) if w.ring_attached),
             "{welcome:?}"
         );
-        let ring = RingReader::open(fd.expect("the ring's fd")).unwrap();
+        let ring = RingReader::open(RingFds::from_received(fds).unwrap()).unwrap();
         let (tx, messages) = mpsc::channel();
         let mut read = sock.try_clone().unwrap();
         std::thread::spawn(move || {

@@ -1,8 +1,10 @@
-//! A counting global allocator: the proof behind "the realtime paths allocate nothing".
+//! A counting global allocator: the proof behind "the realtime paths allocate and free
+//! nothing".
 //!
-//! It counts allocations per thread (for tests that measure one thread's work) and, across
-//! all threads, the allocations made while a thread has declared itself realtime with
-//! [`set_realtime`] (for v2m-rt, which reports that count in `status`). Install it with
+//! It counts allocations and frees per thread (for tests that measure one thread's work) and,
+//! across all threads, those made while a thread has declared itself realtime with
+//! [`set_realtime`] (for v2m-rt, which reports both counts in `status`). A reallocation counts
+//! as both. Install it with
 //! `#[global_allocator] static A: CountingAlloc = CountingAlloc;`; without it the counters
 //! stay at zero.
 
@@ -15,11 +17,20 @@ pub struct CountingAlloc;
 
 thread_local! {
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static FREES: Cell<u64> = const { Cell::new(0) };
     static REALTIME: Cell<bool> = const { Cell::new(false) };
 }
 
 static REALTIME_ALLOCS: AtomicU64 = AtomicU64::new(0);
+static REALTIME_FREES: AtomicU64 = AtomicU64::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+fn count_free() {
+    let _ = FREES.try_with(|c| c.set(c.get() + 1));
+    if REALTIME.try_with(Cell::get).unwrap_or(false) {
+        REALTIME_FREES.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 fn count() {
     // `try_with`: a thread being torn down has no locals left; its allocations go uncounted.
@@ -41,11 +52,13 @@ unsafe impl GlobalAlloc for CountingAlloc {
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count_free();
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count();
+        count_free();
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -61,6 +74,11 @@ pub fn allocs_on_this_thread() -> u64 {
     ALLOCS.with(Cell::get)
 }
 
+/// Frees (and reallocations) made on this thread so far.
+pub fn frees_on_this_thread() -> u64 {
+    FREES.with(Cell::get)
+}
+
 /// Declares the calling thread realtime (or not any more): from now on its allocations add
 /// to [`realtime_allocs`]. Allocation-free and lock-free, so it may be called in a callback.
 pub fn set_realtime(on: bool) {
@@ -70,6 +88,11 @@ pub fn set_realtime(on: bool) {
 /// Allocations made by threads while they were realtime, over the whole process.
 pub fn realtime_allocs() -> u64 {
     REALTIME_ALLOCS.load(Ordering::Relaxed)
+}
+
+/// Frees made by threads while they were realtime, over the whole process.
+pub fn realtime_frees() -> u64 {
+    REALTIME_FREES.load(Ordering::Relaxed)
 }
 
 /// Whether [`CountingAlloc`] is the global allocator (it has counted at least once).

@@ -5,18 +5,21 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
-/// Sends all of `bytes` on `sock`, with `fd` attached to the first byte.
+/// Most descriptors one message carries.
+pub const MAX_FDS: usize = 4;
+
+/// Sends all of `bytes` on `sock`, with `fds` (at most [`MAX_FDS`]) attached to the first byte.
 ///
-/// The receiver must read the first byte with [`recv_with_fd`] to get the descriptor.
-pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
-    if bytes.is_empty() {
+/// The receiver must read the first byte with [`recv_with_fds`] to get the descriptors.
+pub fn send_with_fds(sock: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if bytes.is_empty() || fds.is_empty() || fds.len() > MAX_FDS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "an fd must travel with at least one byte",
+            "1 to 4 descriptors must travel with at least one byte",
         ));
     }
-    let fds = [fd.as_raw_fd()];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&raw)];
     let mut sent = loop {
         match sendmsg::<()>(
             sock.as_raw_fd(),
@@ -41,13 +44,13 @@ pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: BorrowedFd<'_>) -> io::
     Ok(())
 }
 
-/// Receives up to `buf.len()` bytes from `sock` with one `recvmsg`, and the descriptor that
-/// travelled with them, if any. Returns `(0, None)` at end of stream.
+/// Receives up to `buf.len()` bytes from `sock` with one `recvmsg`, and the descriptors that
+/// travelled with them, if any. Returns `(0, [])` at end of stream.
 ///
-/// Received descriptors are close-on-exec. If the peer attached several, all but the first are
-/// closed; truncated control data is an error (the descriptors would have been lost).
-pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    let mut cmsg_space = nix::cmsg_space!([RawFd; 4]);
+/// Received descriptors are close-on-exec; truncated control data is an error (descriptors
+/// would have been lost).
+pub fn recv_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
     loop {
         let mut iov = [IoSliceMut::new(buf)];
         let msg = match recvmsg::<()>(
@@ -60,16 +63,13 @@ pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Opt
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         };
-        let mut first = None;
+        let mut received = Vec::new();
         for cmsg in msg.cmsgs()? {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
                 for raw in fds {
                     // SAFETY: the kernel just installed `raw` in our table for us; nothing else
-                    // owns it, so taking ownership (and closing extras on drop) is sound.
-                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                    if first.is_none() {
-                        first = Some(owned);
-                    }
+                    // owns it, so taking ownership (and closing it on drop) is sound.
+                    received.push(unsafe { OwnedFd::from_raw_fd(raw) });
                 }
             }
         }
@@ -79,7 +79,7 @@ pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Opt
                 "control data truncated: descriptors were lost",
             ));
         }
-        return Ok((msg.bytes, first));
+        return Ok((msg.bytes, received));
     }
 }
 
@@ -96,11 +96,12 @@ mod tests {
             nix::sys::memfd::memfd_create("t", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap(),
         );
         file.write_all(b"shared").unwrap();
-        send_with_fd(&a, b"hello", file.as_fd()).unwrap();
+        send_with_fds(&a, b"hello", &[file.as_fd(), file.as_fd()]).unwrap();
         let mut buf = [0u8; 16];
-        let (n, fd) = recv_with_fd(&b, &mut buf).unwrap();
+        let (n, mut fds) = recv_with_fds(&b, &mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello");
-        let mut got = std::fs::File::from(fd.expect("no fd received"));
+        assert_eq!(fds.len(), 2);
+        let mut got = std::fs::File::from(fds.remove(0));
         got.rewind().unwrap();
         let mut s = String::new();
         got.read_to_string(&mut s).unwrap();
@@ -112,8 +113,8 @@ mod tests {
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(b"x").unwrap();
         let mut buf = [0u8; 4];
-        let (n, fd) = recv_with_fd(&b, &mut buf).unwrap();
+        let (n, fds) = recv_with_fds(&b, &mut buf).unwrap();
         assert_eq!(n, 1);
-        assert!(fd.is_none());
+        assert!(fds.is_empty());
     }
 }

@@ -128,42 +128,51 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(
     read_payload(r, payload_len(prefix)?, buf).map(Some)
 }
 
+/// Bytes the payload buffer grows by: a peer that announces a large frame and sends little of
+/// it costs this much, not the length it announced.
+const READ_CHUNK: usize = 16 * 1024;
+
 fn read_payload<R: Read, T: DeserializeOwned>(
     r: &mut R,
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<T, FrameError> {
     buf.clear();
-    buf.resize(len, 0);
-    let got = read_full(r, buf)?;
-    if got < len {
-        return Err(FrameError::Truncated {
-            expected: LEN_PREFIX + len,
-            got: LEN_PREFIX + got,
-        });
+    while buf.len() < len {
+        let start = buf.len();
+        let want = (len - start).min(READ_CHUNK);
+        buf.resize(start + want, 0);
+        let got = read_full(r, &mut buf[start..])?;
+        buf.truncate(start + got);
+        if got < want {
+            return Err(FrameError::Truncated {
+                expected: LEN_PREFIX + len,
+                got: LEN_PREFIX + buf.len(),
+            });
+        }
     }
     decode_payload(buf)
 }
 
-/// Writes `msg` as one frame with `fd` attached (SCM_RIGHTS).
-pub fn write_frame_with_fd<T: Serialize>(
+/// Writes `msg` as one frame with `fds` attached (SCM_RIGHTS).
+pub fn write_frame_with_fds<T: Serialize>(
     sock: &UnixStream,
     msg: &T,
-    fd: BorrowedFd<'_>,
+    fds: &[BorrowedFd<'_>],
 ) -> Result<(), FrameError> {
-    fd_passing::send_with_fd(sock, &encode_frame(msg)?, fd)?;
+    fd_passing::send_with_fds(sock, &encode_frame(msg)?, fds)?;
     Ok(())
 }
 
-/// Reads one frame and the descriptor attached to it, if any. Reads nothing past the frame.
-pub fn read_frame_with_fd<T: DeserializeOwned>(
+/// Reads one frame and the descriptors attached to it, if any. Reads nothing past the frame.
+pub fn read_frame_with_fds<T: DeserializeOwned>(
     sock: &UnixStream,
-) -> Result<Option<(T, Option<OwnedFd>)>, FrameError> {
+) -> Result<Option<(T, Vec<OwnedFd>)>, FrameError> {
     let mut prefix = [0u8; LEN_PREFIX];
     let mut got = 0;
-    let mut fd = None;
+    let mut fds = Vec::new();
     while got < LEN_PREFIX {
-        let (n, received) = fd_passing::recv_with_fd(sock, &mut prefix[got..])?;
+        let (n, received) = fd_passing::recv_with_fds(sock, &mut prefix[got..])?;
         if n == 0 {
             if got == 0 {
                 return Ok(None);
@@ -173,10 +182,10 @@ pub fn read_frame_with_fd<T: DeserializeOwned>(
                 got,
             });
         }
-        fd = fd.or(received);
+        fds.extend(received);
         got += n;
     }
     let len = payload_len(prefix)?;
     let msg = read_payload(&mut &*sock, len, &mut Vec::new())?;
-    Ok(Some((msg, fd)))
+    Ok(Some((msg, fds)))
 }

@@ -11,7 +11,14 @@ use super::ReadLag;
 use serde::{Deserialize, Serialize};
 
 /// Version both ends put in their hello; v2m-rt refuses a peer with another.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
+
+/// Longest worker name or model label, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest file path in a request, in bytes.
+pub const MAX_PATH_LEN: usize = 4096;
+/// Most finals [`RequestBody::Last`] returns (and v2m-rt keeps).
+pub const HISTORY_LEN: usize = 32;
 
 /// First message on every connection, from the peer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +37,26 @@ impl Hello {
             role,
         }
     }
+
+    /// Refuses names beyond [`MAX_NAME_LEN`] (or empty, or with control characters): a
+    /// worker's name and model appear in every status reply.
+    pub fn check(&self) -> Result<(), ErrorReply> {
+        if let Role::Worker(w) = &self.role {
+            check_name("worker name", &w.name)?;
+            check_name("worker model", &w.model)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_name(what: &str, s: &str) -> Result<(), ErrorReply> {
+    if s.is_empty() || s.len() > MAX_NAME_LEN || s.chars().any(char::is_control) {
+        return Err(ErrorReply::new(
+            ErrorKind::Malformed,
+            format!("{what} must be 1 to {MAX_NAME_LEN} bytes of printable text"),
+        ));
+    }
+    Ok(())
 }
 
 /// What a peer is.
@@ -86,8 +113,12 @@ pub enum RequestBody {
     Cancel,
     /// Daemon state, counters, workers.
     Status,
-    /// Receive [`Event`]s on this connection from now on.
-    Subscribe,
+    /// Receive [`Event`]s on this connection from now on; with `metrics`, also
+    /// [`Event::ReadLag`] (the latency tool's histograms).
+    Subscribe {
+        /// Also the per-session capture→read histograms.
+        metrics: bool,
+    },
     /// Release the microphone; `start` is refused until `resume`.
     Pause,
     /// Reopen the microphone.
@@ -99,6 +130,27 @@ pub enum RequestBody {
     },
     /// Stop workers, remove the socket, exit.
     Shutdown,
+    /// The most recent finals (at most `count`, newest last), kept whether or not a `stop`
+    /// was still waiting for them.
+    Last {
+        /// How many.
+        count: u32,
+    },
+}
+
+impl RequestBody {
+    /// Refuses paths beyond [`MAX_PATH_LEN`] before anything acts on them.
+    pub fn check(&self) -> Result<(), ErrorReply> {
+        if let RequestBody::TranscribeFile { path } = self
+            && (path.is_empty() || path.len() > MAX_PATH_LEN || path.contains('\0'))
+        {
+            return Err(ErrorReply::new(
+                ErrorKind::BadFile,
+                format!("a file path must be 1 to {MAX_PATH_LEN} bytes without NUL"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// v2m-rt's answer to one request.
@@ -141,6 +193,8 @@ pub enum Reply {
     Transcribed(FinalText),
     /// The daemon is shutting down; the connection closes after this.
     ShuttingDown,
+    /// To [`RequestBody::Last`]: the newest finals, oldest first.
+    Last(Vec<FinalText>),
 }
 
 /// A failed request: a kind to branch on and a message for a person.
@@ -197,6 +251,8 @@ pub enum ErrorKind {
     Device,
     /// A file was missing, unreadable or of an unsupported format.
     BadFile,
+    /// Too many connections, or no room for the request: try again later.
+    Busy,
     /// Anything else; the message says what.
     Internal,
 }
@@ -216,6 +272,7 @@ impl std::fmt::Display for ErrorKind {
             ErrorKind::NoWorker => "no worker",
             ErrorKind::Device => "audio device",
             ErrorKind::BadFile => "bad file",
+            ErrorKind::Busy => "busy",
             ErrorKind::Internal => "internal error",
         })
     }
@@ -232,21 +289,59 @@ pub struct FinalText {
     pub worker: String,
     /// From the stop request (or end of file) to the final text, in milliseconds.
     pub stop_to_final_ms: f32,
-    /// Cost of the last pass.
+    /// Cost of the pass that produced the text (zeros when none was needed).
     pub timings: Timings,
     /// For the session's live frames (captured after the worker took the session up, so
-    /// neither pre-roll nor a backlog): how long each waited from capture to the worker's read.
-    pub capture_to_read: ReadLag,
+    /// neither pre-roll nor a backlog): how long they waited from capture to the worker's
+    /// read. The whole histogram goes to metrics subscribers as [`Event::ReadLag`].
+    pub capture_to_read: LagSummary,
     /// Whether the text came from the speculative final, run when the speaker paused and
     /// ready before the session ended (no pass after `stop`).
     pub speculative: bool,
+    /// Frames of the session the worker never heard: the ring overwrote them before it read
+    /// them (a worker restarted late in a dictation longer than the ring). 20 ms each; the
+    /// text is missing whatever was said in them.
+    pub lost_frames: u64,
+}
+
+impl FinalText {
+    /// Seconds of the session's audio missing from the text.
+    pub fn lost_seconds(&self) -> f64 {
+        self.lost_frames as f64 * 0.02
+    }
+}
+
+/// Percentiles of a [`ReadLag`] histogram, small enough for every final.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LagSummary {
+    /// Frames counted.
+    pub frames: u64,
+    /// Median, ms.
+    pub p50_ms: f32,
+    /// 99th percentile, ms.
+    pub p99_ms: f32,
+    /// Largest, ms.
+    pub max_ms: f32,
+}
+
+impl LagSummary {
+    /// The summary of `lag`.
+    pub fn of(lag: &ReadLag) -> LagSummary {
+        LagSummary {
+            frames: lag.frames(),
+            p50_ms: lag.quantile_ms(0.5).unwrap_or(0.0),
+            p99_ms: lag.quantile_ms(0.99).unwrap_or(0.0),
+            max_ms: lag.quantile_ms(1.0).unwrap_or(0.0),
+        }
+    }
 }
 
 /// Everything v2m-rt sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DaemonMessage {
-    /// Answer to [`Hello`]. For a worker, the ring's memfd travels with this message's bytes
-    /// (SCM_RIGHTS): read it with [`super::read_frame_with_fd`].
+    /// Answer to [`Hello`]. For a worker, the ring's two memfds (audio read-only, wake words)
+    /// travel with this message's bytes (SCM_RIGHTS): read them with
+    /// [`super::read_frame_with_fds`] and open [`crate::ring::RingFds`].
     Welcome(Welcome),
     /// Answer to a request.
     Response(Response),
@@ -263,7 +358,7 @@ pub struct Welcome {
     pub protocol: u32,
     /// The daemon's version string.
     pub daemon_version: String,
-    /// For workers: whether the ring's memfd is attached to this message.
+    /// For workers: whether the ring's memfds are attached to this message.
     pub ring_attached: bool,
 }
 
@@ -308,6 +403,13 @@ pub enum Event {
         name: String,
         /// Why, as far as v2m-rt knows.
         reason: String,
+    },
+    /// A session's capture→read histogram (only to subscribers that asked for metrics).
+    ReadLag {
+        /// The session.
+        session_id: u64,
+        /// Its live frames' lags.
+        histogram: ReadLag,
     },
 }
 
@@ -365,6 +467,19 @@ pub enum WorkerMessage {
     Final(FinalText),
     /// The worker's health, sent on change.
     Health(WorkerHealth),
+    /// Sent every second, whatever the worker is doing: it is alive, and how long the pass in
+    /// progress has been running.
+    Heartbeat {
+        /// The running pass' age, ms; `None` when idle.
+        pass_ms: Option<u32>,
+    },
+    /// A session's capture→read histogram, sent before its final.
+    ReadLag {
+        /// The session.
+        session_id: u64,
+        /// Its live frames' lags.
+        histogram: ReadLag,
+    },
 }
 
 /// A worker's view of itself.
@@ -421,6 +536,8 @@ pub struct CaptureMetrics {
     /// Allocations made by the realtime threads (cpal callback, DSP thread) once running.
     /// `None` when the daemon was built without its counting allocator.
     pub allocs_after_start: Option<u64>,
+    /// Frees made by the realtime threads once running (as bad as an allocation there).
+    pub frees_after_start: Option<u64>,
 }
 
 /// Counters of the capture side.
@@ -449,6 +566,11 @@ pub struct WorkerStatus {
     pub health: Option<WorkerHealth>,
     /// Times it was (re)started by the supervisor.
     pub restarts: u32,
+    /// Milliseconds since it last sent anything (heartbeats come every second); `None`
+    /// while not connected. A worker that stopped answering shows a growing figure.
+    pub heard_ms_ago: Option<u64>,
+    /// How long its pass in progress had run, as of its last heartbeat.
+    pub pass_ms: Option<u32>,
 }
 
 /// Latencies of one finished session.

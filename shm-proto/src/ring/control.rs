@@ -2,10 +2,9 @@
 
 use super::error::RingError;
 use super::layout::{FRAME_NS, Geometry, done_stamp};
-use super::mapping::Mapping;
+use super::mapping::{Mapping, RingFds};
 use super::session::{self, SessionRecord};
 use crate::platform::futex;
-use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
@@ -23,11 +22,13 @@ impl RingControl {
         RingControl { map }
     }
 
-    /// The ring's memfd, to send to a worker (SCM_RIGHTS) or to open a reader on.
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    /// Descriptors for a reader (to send to a worker with SCM_RIGHTS, or to open a
+    /// [`super::RingReader`] on): the ring read-only, the wake words.
+    pub fn reader_fds(&self) -> Result<RingFds, RingError> {
         self.map
-            .owner_fd()
-            .expect("RingControl is only built on the creator's mapping")
+            .reader_fds()
+            .unwrap_or_else(|| Err(std::io::Error::other("not the ring's creator")))
+            .map_err(RingError::io("handing out the ring"))
     }
 
     /// Frames the writer has published so far.
@@ -95,6 +96,11 @@ impl RingControl {
             }
         }
         Some(oldest)
+    }
+
+    /// Readers asleep in (or about to enter) a futex wait right now.
+    pub fn waiting_readers(&self) -> u32 {
+        self.map.wake().waiters.load(Ordering::SeqCst)
     }
 
     /// Looks up a session.

@@ -66,9 +66,13 @@ pub enum RingError {
         /// Length of the file.
         len: u64,
     },
-    /// The fd is not sealed against resizing, so it could shrink under the reader (SIGBUS).
-    #[error("ring: the shared memory is not sealed against shrinking and growing")]
+    /// The ring is not sealed against resizing (it could shrink under the reader: SIGBUS) and
+    /// against new writes, or its wake words against resizing.
+    #[error("ring: the shared memory is not sealed (size fixed, no new writes)")]
     NotSealed,
+    /// A welcome came with another number of descriptors than the ring's two.
+    #[error("ring: {0} descriptors came with the welcome, not 2 (ring and wake words)")]
+    Descriptors(usize),
     /// Session id 0 means "no session" and cannot be opened.
     #[error("session: id 0 is reserved for \"no session\"")]
     SessionIdZero,

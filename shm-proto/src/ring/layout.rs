@@ -1,16 +1,19 @@
 //! The ring's memory layout: the only thing writer and readers must agree on byte for byte.
 //!
+//! Two memfds:
+//!
 //! ```text
-//! offset 0            HEADER_REGION   slots_offset + capacity*SLOT_SIZE
-//! | Header (geometry,  | Slot 0 | Slot 1 | … | Slot cap-1 | pad | Wake (futex, waiters) |
-//! |  write_seq,        |                                   ^ wake_offset (REGION_ALIGN)
-//! |  session table)    |
-//! \__________ readers map read-only ______________________/ \_ readers map read-write _/
+//! ring:  offset 0            HEADER_REGION                 total_len
+//!        | Header (geometry,  | Slot 0 | Slot 1 | … | Slot cap-1 | pad |
+//!        |  write_seq,        |
+//!        |  session table)    |        sealed F_SEAL_FUTURE_WRITE; readers get it O_RDONLY
+//! wake:  | futex word | waiters |      readers map it read-write
 //! ```
 //!
-//! Regions start on [`REGION_ALIGN`] (64 KiB, the largest Linux page size) so a reader can map
-//! the header and slots read-only and only the wake-up words read-write: a reader physically
-//! cannot write audio or sessions.
+//! The ring is sealed against any new write once the writer has mapped it, and readers are
+//! handed a read-only descriptor of it: a reader physically cannot write audio or sessions
+//! (a writable shared mapping of its descriptor fails). Only the wake-up words, in a memfd of
+//! their own, are writable by readers.
 
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// `b"V2M-RING"` as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"V2M-RING");
 /// Bumped whenever anything in this file changes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Sample rate of every frame in the ring.
 pub const SAMPLE_RATE: u32 = 16_000;
 /// Samples per frame: 20 ms at 16 kHz, mono.
@@ -64,7 +67,8 @@ pub(crate) struct Header {
     pub capacity: u32,
     pub slot_size: u32,
     pub slots_offset: u64,
-    pub wake_offset: u64,
+    /// Unused (the wake words have a memfd of their own since layout 2); zero.
+    pub reserved: u64,
     pub total_len: u64,
     pub session_capacity: u32,
     /// Process id of the writer (diagnostics: lets a reader tell whose ring it holds).
@@ -116,7 +120,7 @@ pub(crate) struct Wake {
 pub const HEADER_REGION: u64 = round_up(size_of::<Header>() as u64, REGION_ALIGN);
 /// Byte size of one slot.
 pub const SLOT_SIZE: u64 = size_of::<Slot>() as u64;
-/// Byte size of the wake region.
+/// Byte size of the wake memfd.
 pub const WAKE_REGION: u64 = round_up(size_of::<Wake>() as u64, REGION_ALIGN);
 
 const _: () = assert!(HEADER_REGION == REGION_ALIGN);
@@ -134,9 +138,7 @@ pub struct Geometry {
     pub capacity: u32,
     /// Byte offset of slot 0.
     pub slots_offset: u64,
-    /// Byte offset of the wake region.
-    pub wake_offset: u64,
-    /// Total length of the mapping.
+    /// Total length of the ring memfd.
     pub total_len: u64,
 }
 
@@ -144,12 +146,10 @@ impl Geometry {
     /// The layout for `capacity` slots. The caller has checked `capacity`.
     pub const fn for_capacity(capacity: u32) -> Geometry {
         let slots_offset = HEADER_REGION;
-        let wake_offset = round_up(slots_offset + capacity as u64 * SLOT_SIZE, REGION_ALIGN);
         Geometry {
             capacity,
             slots_offset,
-            wake_offset,
-            total_len: wake_offset + WAKE_REGION,
+            total_len: round_up(slots_offset + capacity as u64 * SLOT_SIZE, REGION_ALIGN),
         }
     }
 

@@ -17,10 +17,49 @@ compile_error!(
 
 /// Keeps the memory alive; never touched directly after construction.
 enum Backing {
-    /// The creator maps everything read-write and keeps the fd to hand it out.
-    Owner { _map: MmapMut, fd: OwnedFd },
-    /// Readers map header + slots read-only and only the wake words read-write.
+    /// The creator maps both memfds read-write and keeps their fds to hand them out.
+    Owner {
+        _map: MmapMut,
+        _wake: MmapMut,
+        fd: OwnedFd,
+        wake_fd: OwnedFd,
+    },
+    /// Readers map the ring read-only and only the wake words read-write.
     Reader { _ro: Mmap, _wake: MmapMut },
+}
+
+/// A reader's descriptors of a ring: the ring itself (read-only), and its wake words.
+#[derive(Debug)]
+pub struct RingFds {
+    /// Header and slots: a read-only descriptor of a memfd sealed against any new write.
+    pub ring: OwnedFd,
+    /// The futex word and waiter count.
+    pub wake: OwnedFd,
+}
+
+impl RingFds {
+    /// Duplicates both descriptors (a second reader in the same process).
+    pub fn try_clone(&self) -> std::io::Result<RingFds> {
+        Ok(RingFds {
+            ring: self.ring.try_clone()?,
+            wake: self.wake.try_clone()?,
+        })
+    }
+
+    /// The two descriptors that came with a welcome, in the order they were sent.
+    pub fn from_received(fds: Vec<OwnedFd>) -> Result<RingFds, RingError> {
+        let n = fds.len();
+        let mut it = fds.into_iter();
+        match (it.next(), it.next(), it.next()) {
+            (Some(ring), Some(wake), None) => Ok(RingFds { ring, wake }),
+            _ => Err(RingError::Descriptors(n)),
+        }
+    }
+
+    /// Both as borrowed descriptors, in sending order.
+    pub fn as_fds(&self) -> [BorrowedFd<'_>; 2] {
+        [self.ring.as_fd(), self.wake.as_fd()]
+    }
 }
 
 /// A mapped ring: raw pointers into the mapping plus what keeps the mapping alive.
@@ -40,14 +79,19 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Creates a sealed memfd for `capacity` slots and initialises its header.
+    /// Creates the ring and wake memfds for `capacity` slots, initialises the header, and
+    /// seals the ring against any new write access once it is mapped here.
     pub(crate) fn create(capacity: u32) -> Result<Mapping, RingError> {
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
             return Err(RingError::BadCapacity(capacity.into()));
         }
         let geometry = Geometry::for_capacity(capacity);
-        let fd = memfd::create_sealed("v2m-ring", geometry.total_len)
+        let fd = memfd::create("v2m-ring", geometry.total_len)
             .map_err(RingError::io("creating the ring memfd"))?;
+        let wake_fd = memfd::create("v2m-ring-wake", WAKE_REGION)
+            .map_err(RingError::io("creating the wake memfd"))?;
+        memfd::add_seals(&wake_fd, memfd::WAKE_SEALS)
+            .map_err(RingError::io("sealing the wake memfd"))?;
         // SAFETY: the memfd is ours alone (nobody else has the fd yet), sealed against
         // shrinking, and exactly `total_len` long.
         let mut map = unsafe {
@@ -56,6 +100,16 @@ impl Mapping {
                 .map_mut(&fd)
         }
         .map_err(RingError::io("mapping the ring"))?;
+        // SAFETY: as above, for the wake memfd of WAKE_REGION bytes.
+        let mut wake_map = unsafe {
+            MmapOptions::new()
+                .len(WAKE_REGION as usize)
+                .map_mut(&wake_fd)
+        }
+        .map_err(RingError::io("mapping the wake words"))?;
+        // From now on nobody (this process included) gets new write access to the ring: only
+        // the mapping above writes it.
+        memfd::add_seals(&fd, memfd::RING_SEALS).map_err(RingError::io("sealing the ring"))?;
         let base = map.as_mut_ptr();
         let header = base.cast::<Header>();
         // SAFETY: the mapping is page-aligned, zero-filled and larger than a Header; nobody else
@@ -69,21 +123,21 @@ impl Mapping {
             addr_of_mut!((*header).capacity).write(capacity);
             addr_of_mut!((*header).slot_size).write(SLOT_SIZE as u32);
             addr_of_mut!((*header).slots_offset).write(geometry.slots_offset);
-            addr_of_mut!((*header).wake_offset).write(geometry.wake_offset);
             addr_of_mut!((*header).total_len).write(geometry.total_len);
             addr_of_mut!((*header).session_capacity).write(SESSION_CAPACITY as u32);
             addr_of_mut!((*header).writer_pid).write(std::process::id());
         }
-        // SAFETY: both offsets lie inside the mapping (Geometry::for_capacity) and are aligned
-        // to REGION_ALIGN, more than Slot's and Wake's alignment.
-        let (slots, wake) = unsafe {
-            (
-                base.add(geometry.slots_offset as usize).cast::<Slot>(),
-                base.add(geometry.wake_offset as usize).cast::<Wake>(),
-            )
-        };
+        // SAFETY: slots_offset lies inside the mapping (Geometry::for_capacity) and is aligned
+        // to REGION_ALIGN, more than Slot's alignment.
+        let slots = unsafe { base.add(geometry.slots_offset as usize).cast::<Slot>() };
+        let wake = wake_map.as_mut_ptr().cast::<Wake>();
         Ok(Mapping {
-            backing: Backing::Owner { _map: map, fd },
+            backing: Backing::Owner {
+                _map: map,
+                _wake: wake_map,
+                fd,
+                wake_fd,
+            },
             header,
             slots,
             wake,
@@ -92,37 +146,44 @@ impl Mapping {
     }
 
     /// Maps a ring received from another process, validating everything in its header first.
-    pub(crate) fn open(fd: OwnedFd) -> Result<Mapping, RingError> {
-        let len = memfd::len(&fd).map_err(RingError::io("reading the ring's size"))?;
+    pub(crate) fn open(fds: RingFds) -> Result<Mapping, RingError> {
+        let len = memfd::len(&fds.ring).map_err(RingError::io("reading the ring's size"))?;
         let need = size_of::<Header>() as u64;
         if len < need {
             return Err(RingError::TooSmall { len, need });
         }
-        if !memfd::seals(&fd)
-            .map_err(RingError::io("reading the ring's seals"))?
-            .contains(memfd::RING_SEALS)
-        {
+        let sealed = |fd: &OwnedFd, seals| {
+            memfd::seals(fd)
+                .map(|s| s.contains(seals))
+                .map_err(RingError::io("reading the ring's seals"))
+        };
+        if !sealed(&fds.ring, memfd::RING_SEALS)? || !sealed(&fds.wake, memfd::WAKE_SEALS)? {
             return Err(RingError::NotSealed);
+        }
+        let wake_len = memfd::len(&fds.wake).map_err(RingError::io("reading the wake size"))?;
+        if wake_len < WAKE_REGION {
+            return Err(RingError::TooSmall {
+                len: wake_len,
+                need: WAKE_REGION,
+            });
         }
         // SAFETY: the fd is sealed against shrinking (checked just above), so every page of
         // `len` bytes stays backed for the mapping's lifetime.
-        let ro = unsafe { MmapOptions::new().len(len as usize).map(&fd) }
+        let ro = unsafe { MmapOptions::new().len(len as usize).map(&fds.ring) }
             .map_err(RingError::io("mapping the ring read-only"))?;
         // SAFETY: the mapping is page-aligned and at least size_of::<Header>() long; every
         // field is an integer or an atomic, valid for any bit pattern.
         let header = unsafe { &*ro.as_ptr().cast::<Header>() };
         let geometry = validate(header, len)?;
-        // SAFETY: wake_offset is REGION_ALIGN-aligned (validated, so page-aligned) and
-        // wake_offset + WAKE_REGION <= len (validated); the fd is sealed against shrinking.
+        // SAFETY: the wake memfd is sealed against shrinking and at least WAKE_REGION long.
         let mut wake_map = unsafe {
             MmapOptions::new()
-                .offset(geometry.wake_offset)
                 .len(WAKE_REGION as usize)
-                .map_mut(&fd)
+                .map_mut(&fds.wake)
         }
         .map_err(RingError::io("mapping the ring's wake words"))?;
         let base = ro.as_ptr();
-        // SAFETY: slots_offset < wake_offset <= len, validated.
+        // SAFETY: slots_offset < total_len <= len, validated.
         let slots = unsafe { base.add(geometry.slots_offset as usize) }.cast::<Slot>();
         let wake = wake_map.as_mut_ptr().cast::<Wake>().cast_const();
         Ok(Mapping {
@@ -159,10 +220,16 @@ impl Mapping {
         self.geometry
     }
 
-    /// The memfd, for the creator only.
-    pub(crate) fn owner_fd(&self) -> Option<BorrowedFd<'_>> {
+    /// Descriptors for a new reader: the ring reopened read-only, the wake words duplicated.
+    /// `None` for a reader's mapping (only the creator hands out the ring).
+    pub(crate) fn reader_fds(&self) -> Option<std::io::Result<RingFds>> {
         match &self.backing {
-            Backing::Owner { fd, .. } => Some(fd.as_fd()),
+            Backing::Owner { fd, wake_fd, .. } => Some((|| {
+                Ok(RingFds {
+                    ring: memfd::reopen_read_only(fd)?,
+                    wake: wake_fd.try_clone()?,
+                })
+            })()),
             Backing::Reader { .. } => None,
         }
     }
@@ -212,7 +279,6 @@ fn validate(h: &Header, len: u64) -> Result<Geometry, RingError> {
     }
     let g = Geometry::for_capacity(capacity);
     check("slots_offset", h.slots_offset, g.slots_offset)?;
-    check("wake_offset", h.wake_offset, g.wake_offset)?;
     check("total_len", h.total_len, g.total_len)?;
     if g.total_len > len {
         return Err(RingError::Truncated {

@@ -4,7 +4,7 @@
 //! ```
 //! use v2m_shm_proto::ring::{self, Frame, FrameMeta, RingReader};
 //! let (mut writer, control) = ring::create(ring::DEFAULT_CAPACITY)?;
-//! let mut reader = RingReader::open(control.fd().try_clone_to_owned()?)?;
+//! let mut reader = RingReader::open(control.reader_fds()?)?;
 //! writer.publish(&[0.0; ring::FRAME_SAMPLES], FrameMeta::default());
 //! # reader.seek(0);
 //! let mut frame = Frame::default();
@@ -27,15 +27,16 @@ pub use error::RingError;
 pub use frame::{Frame, FrameFlags, FrameMeta};
 pub use layout::{
     DEFAULT_CAPACITY, FRAME_NS, FRAME_SAMPLES, Geometry, LAYOUT_VERSION, MAGIC, MAX_CAPACITY,
-    MIN_CAPACITY, SAMPLE_RATE, SESSION_CAPACITY,
+    MIN_CAPACITY, SAMPLE_RATE, SESSION_CAPACITY, WAKE_REGION,
 };
+pub use mapping::RingFds;
 pub use reader::{ReadInfo, Readiness, RingReader};
 pub use session::SessionRecord;
 pub use writer::RingWriter;
 
 use std::sync::Arc;
 
-/// Creates a ring of `capacity` frames (a power of two) in a new sealed memfd.
+/// Creates a ring of `capacity` frames (a power of two) in new sealed memfds.
 ///
 /// Returns the frame writer (for the DSP thread) and the control handle (for the control
 /// thread: sessions, counters, the fd to hand to workers).

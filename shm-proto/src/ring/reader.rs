@@ -3,11 +3,10 @@
 use super::error::RingError;
 use super::frame::{Frame, FrameFlags, FrameMeta};
 use super::layout::{Geometry, done_stamp};
-use super::mapping::Mapping;
+use super::mapping::{Mapping, RingFds};
 use super::session::{self, SessionRecord};
 use crate::platform::clock::monotonic_ns;
 use crate::platform::futex;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
@@ -41,11 +40,11 @@ pub struct RingReader {
 }
 
 impl RingReader {
-    /// Opens a ring from its memfd (as received over the control socket), validating the
-    /// header. The cursor starts at the newest frame: call [`seek`](Self::seek) to start
+    /// Opens a ring from its descriptors (as received over the control socket), validating
+    /// the header. The cursor starts at the newest frame: call [`seek`](Self::seek) to start
     /// elsewhere.
-    pub fn open(fd: OwnedFd) -> Result<RingReader, RingError> {
-        let map = Mapping::open(fd)?;
+    pub fn open(fds: RingFds) -> Result<RingReader, RingError> {
+        let map = Mapping::open(fds)?;
         let next = map.header().write_seq.load(Ordering::Acquire);
         Ok(RingReader {
             map,

@@ -12,7 +12,7 @@ use std::io::{BufRead, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 use v2m_shm_proto::protocol::{self, DaemonMessage, Hello, PeerMessage, Role, WorkerIdentity};
-use v2m_shm_proto::ring::{Frame, RingReader};
+use v2m_shm_proto::ring::{Frame, RingFds, RingReader};
 use v2m_tests::pattern;
 
 fn main() {
@@ -33,11 +33,11 @@ fn main() {
         model: "none".into(),
     })));
     protocol::write_frame(&mut sock, &hello).expect("hello");
-    let (welcome, fd) = protocol::read_frame_with_fd::<DaemonMessage>(&sock)
+    let (welcome, fds) = protocol::read_frame_with_fds::<DaemonMessage>(&sock)
         .expect("welcome")
         .expect("daemon closed");
     assert!(matches!(welcome, DaemonMessage::Welcome(_)));
-    let mut reader = match RingReader::open(fd.expect("no ring fd")) {
+    let mut reader = match RingFds::from_received(fds).and_then(RingReader::open) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ring-peer: {e}");

@@ -68,25 +68,22 @@ pub fn measure(
     let stop_sent = Instant::now();
     let reply = rig.control.request(RequestBody::Stop);
     let answered = Instant::now();
-    let (text, capture_to_read, final_pass_ms, speculative) = match reply {
+    let (text, final_pass_ms, speculative) = match reply {
         Ok(Reply::Stopped(f)) => {
             let t = &f.timings;
             let pass = (t.mel_ms + t.encoder_ms + t.decoder_ms) as f64;
-            (
-                f.text,
-                f.capture_to_read,
-                (pass > 0.0).then_some(pass),
-                f.speculative,
-            )
+            (f.text, (pass > 0.0).then_some(pass), f.speculative)
         }
         Err(ClientError::Refused(e)) if e.kind == ErrorKind::NoSpeech => {
-            (String::new(), ReadLag::default(), None, false)
+            (String::new(), None, false)
         }
         other => return Err(format!("stop: {other:?}")),
     };
 
-    // The session's provisional events, as the subscriber got them (the final follows them).
+    // The session's provisional events and its capture→read histogram, as the subscriber got
+    // them (the final follows them).
     let mut provisional = Vec::new();
+    let mut capture_to_read = ReadLag::default();
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -95,6 +92,13 @@ pub fn measure(
                 let has_text = !(p.stable.trim().is_empty() && p.tentative.trim().is_empty());
                 provisional.push((at, has_text));
             }
+            Ok((
+                _,
+                Event::ReadLag {
+                    session_id,
+                    histogram,
+                },
+            )) if session_id == session => capture_to_read = histogram,
             Ok((_, Event::Final(f))) if f.session_id == session => break,
             Ok(_) => {}
             Err(_) => break,

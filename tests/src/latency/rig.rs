@@ -95,7 +95,7 @@ fn connect(
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut sub = Client::connect(socket).map_err(|e| e.to_string())?;
-    sub.request(RequestBody::Subscribe)
+    sub.request(RequestBody::Subscribe { metrics: true })
         .map_err(|e| e.to_string())?;
     let (tx, events) = mpsc::channel();
     std::thread::spawn(move || {

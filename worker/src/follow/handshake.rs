@@ -1,18 +1,18 @@
-//! Saying hello to v2m-rt as a worker and receiving the ring's memfd with the welcome.
+//! Saying hello to v2m-rt as a worker and receiving the ring's descriptors with the welcome.
 
 use crate::error::{ConnectionKind, WorkerError};
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use v2m_shm_proto::protocol::{self, DaemonMessage, Hello, PeerMessage, Role, WorkerIdentity};
+use v2m_shm_proto::ring::RingFds;
 
 /// Connects to `socket`, says hello as worker `name` running `model`, and returns the
-/// connection with the ring's memfd.
+/// connection with the ring's descriptors.
 pub fn connect(
     socket: &Path,
     name: &str,
     model: &str,
-) -> Result<(UnixStream, OwnedFd), WorkerError> {
+) -> Result<(UnixStream, RingFds), WorkerError> {
     use ConnectionKind::*;
     let conn = |kind| {
         move |e: std::io::Error| WorkerError::connection(kind, format!("{}: {e}", socket.display()))
@@ -23,7 +23,7 @@ pub fn connect(
         model: model.to_string(),
     })));
     protocol::write_frame(&mut sock, &hello).map_err(|e| WorkerError::connection(Protocol, e))?;
-    let (welcome, fd) = protocol::read_frame_with_fd::<DaemonMessage>(&sock)
+    let (welcome, fds) = protocol::read_frame_with_fds::<DaemonMessage>(&sock)
         .map_err(|e| WorkerError::connection(Protocol, e))?
         .ok_or_else(|| WorkerError::connection(Closed, "v2m-rt closed the connection"))?;
     match welcome {
@@ -41,6 +41,6 @@ pub fn connect(
             ));
         }
     }
-    let fd = fd.ok_or_else(|| WorkerError::connection(Ring, "no ring attached to the welcome"))?;
-    Ok((sock, fd))
+    let fds = RingFds::from_received(fds).map_err(|e| WorkerError::connection(Ring, e))?;
+    Ok((sock, fds))
 }

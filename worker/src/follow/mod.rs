@@ -3,6 +3,7 @@
 //! aborts those no longer wanted ([`watch`]), send provisional and final text back.
 
 pub mod handshake;
+pub mod heartbeat;
 pub mod inbox;
 pub mod watch;
 
@@ -10,16 +11,16 @@ use crate::error::{ConnectionKind, WorkerError};
 use crate::memory;
 use crate::stream::session::{PassKind, SessionStream, StreamPolicy, Update};
 use crate::transcriber::Transcriber;
+use heartbeat::Outbox;
 use inbox::{Inbox, spawn_inbox};
 use std::collections::VecDeque;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{
-    self, Assignment, DaemonMessage, FinalText, PeerMessage, ProvisionalText, ReadLag,
-    WorkerHealth, WorkerMessage,
+    Assignment, DaemonMessage, FinalText, LagSummary, ProvisionalText, ReadLag, WorkerHealth,
+    WorkerMessage,
 };
 use v2m_shm_proto::ring::{Frame, RingReader};
 use watch::{Rule, Watch, spawn_watcher};
@@ -59,7 +60,7 @@ struct Active {
 /// The worker's side of the connection.
 struct Follower<L> {
     opts: FollowOptions,
-    sock: UnixStream,
+    out: Outbox,
     reader: RingReader,
     inbox: Receiver<Inbox>,
     watch: Watch,
@@ -83,11 +84,11 @@ where
     model.transcribe(&[0.0; 16_000])?;
     log::info!("warm-up pass: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
     let ep = model.execution_provider().name.to_string();
-    let (sock, fd) = handshake::connect(&opts.socket, &opts.name, &model.files().label())?;
+    let (sock, fds) = handshake::connect(&opts.socket, &opts.name, &model.files().label())?;
     let io = |e: std::io::Error| WorkerError::connection(ConnectionKind::Protocol, e);
     let ring = |e: v2m_shm_proto::ring::RingError| WorkerError::connection(ConnectionKind::Ring, e);
-    let watch_reader = RingReader::open(fd.try_clone().map_err(io)?).map_err(ring)?;
-    let reader = RingReader::open(fd).map_err(ring)?;
+    let watch_reader = RingReader::open(fds.try_clone().map_err(io)?).map_err(ring)?;
+    let reader = RingReader::open(fds).map_err(ring)?;
     log::info!(
         "connected to {} as {}; ring of {} frames",
         opts.socket.display(),
@@ -97,9 +98,11 @@ where
     let watch = Watch::default();
     spawn_watcher(watch_reader, watch.clone());
     let inbox = spawn_inbox(sock.try_clone().map_err(io)?, watch.clone());
+    let out = Outbox::new(sock);
+    heartbeat::spawn(out.clone(), watch.clone());
     let mut f = Follower {
         opts,
-        sock,
+        out,
         reader,
         inbox,
         watch,
@@ -119,8 +122,7 @@ where
     L: FnMut() -> Result<Transcriber, WorkerError>,
 {
     fn send(&mut self, msg: WorkerMessage) -> Result<(), WorkerError> {
-        protocol::write_frame(&mut self.sock, &PeerMessage::Worker(msg))
-            .map_err(|e| WorkerError::connection(ConnectionKind::Protocol, e))
+        self.out.send(msg)
     }
 
     fn send_health(&mut self, note: &str) -> Result<(), WorkerError> {
@@ -295,6 +297,11 @@ where
             for u in updates {
                 self.send_provisional(id, u)?;
             }
+            let summary = LagSummary::of(&capture_to_read);
+            self.send(WorkerMessage::ReadLag {
+                session_id: id,
+                histogram: capture_to_read,
+            })?;
             log::info!(
                 "session {id} final ({} frames lost, {}): {} characters",
                 lost,
@@ -312,8 +319,9 @@ where
                 worker: self.opts.name.clone(),
                 stop_to_final_ms: 0.0,
                 timings: f.timings,
-                capture_to_read,
+                capture_to_read: summary,
                 speculative: f.speculative,
+                lost_frames: lost,
             }));
         }
         let now = Instant::now();

@@ -51,6 +51,7 @@ impl Rule {
 }
 
 struct Watched {
+    started: std::time::Instant,
     session: u64,
     /// The first frame the rule has not seen.
     next_seq: u64,
@@ -71,11 +72,17 @@ impl Watch {
     /// Watches a pass of `session` whose audio ends before `next_seq`.
     pub fn set(&self, session: u64, next_seq: u64, rule: Rule, canceller: Canceller) {
         *self.lock() = Some(Watched {
+            started: std::time::Instant::now(),
             session,
             next_seq,
             rule,
             canceller,
         });
+    }
+
+    /// How long the pass in flight has been running, if one is.
+    pub fn pass_age(&self) -> Option<Duration> {
+        self.lock().as_ref().map(|w| w.started.elapsed())
     }
 
     /// The pass ended. Under the lock, so no late cancel reaches the next pass.

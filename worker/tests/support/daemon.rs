@@ -69,7 +69,7 @@ impl TestDaemon {
 
     /// Accepts a worker's hello and hands it the ring.
     pub fn accept(&self) -> WorkerConn {
-        let sock = accept_and_send_ring(&self.listener, self.control.fd());
+        let sock = accept_and_send_ring(&self.listener, &self.control.reader_fds().unwrap());
         let (tx, messages) = mpsc::channel();
         let mut read = sock.try_clone().unwrap();
         std::thread::spawn(move || {

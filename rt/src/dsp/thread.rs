@@ -5,9 +5,8 @@
 //! thread from the callback would put a syscall there, so with the queue empty it sleeps until
 //! just after the next callback is due, judged from the last one (see [`idle_wait`]).
 
-use super::callback::{CallbackStats, Stamp};
-use super::device::CaptureQueue;
-use crate::dsp::{Dsp, DspError, DspStats};
+use super::{Dsp, DspError, DspStats};
+use crate::capture::{CallbackStats, CaptureQueue, Stamp};
 use crate::metrics::Histogram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -6,7 +6,9 @@
 pub mod backoff;
 pub mod connection;
 pub mod core;
+pub mod effect;
 mod file_reader;
+pub mod history;
 pub mod input;
 pub mod peers;
 pub mod sessions;

@@ -1,5 +1,5 @@
 use super::*;
-use v2m_shm_proto::protocol::{LagSummary, Timings};
+use v2m_shm_proto::protocol::{HISTORY_LEN, LagSummary, Timings};
 
 const MS: Duration = Duration::from_millis(1);
 

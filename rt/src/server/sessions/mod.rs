@@ -8,123 +8,20 @@
 //! `stop` timed out; the final is still wanted: broadcast and kept in the history when it
 //! comes). Finals are kept in a short history whether or not anyone waits for them.
 
+mod phase;
+
+pub use super::effect::{Effect, RingView, Waiter};
+use super::history::History;
 use super::input::ConnId;
-use std::collections::{HashMap, VecDeque};
+pub use phase::{Phase, Session};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use v2m_shm_proto::protocol::{
-    DaemonState, ErrorKind, ErrorReply, Event, FinalText, HISTORY_LEN, Reply, SessionLatency,
+    DaemonState, ErrorKind, ErrorReply, Event, FinalText, Reply, SessionLatency,
 };
 
 /// How long a session whose `stop` timed out waits for its final before it is forgotten.
 pub const OVERDUE_KEEP: Duration = Duration::from_secs(3600);
-
-/// Who waits for a session's text: a connection and its request id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Waiter {
-    /// The connection.
-    pub conn: ConnId,
-    /// The request to answer.
-    pub request: u64,
-}
-
-/// Where a session is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Phase {
-    /// Live audio goes into it.
-    Recording,
-    /// A file goes into it; `waiter` gets the text.
-    Feeding {
-        /// Who asked.
-        waiter: Waiter,
-    },
-    /// Closed in the ring; the final-owning worker's final is awaited until `deadline`.
-    Finishing {
-        /// Who gets the text (gone if it disconnected).
-        waiter: Option<Waiter>,
-        /// A file's transcription (answered as such).
-        file: bool,
-        /// When the text was asked for (stop pressed, file fed).
-        asked: Instant,
-        /// When the waiter gets a timeout instead.
-        deadline: Instant,
-    },
-    /// Nobody waits any more; the final is broadcast and kept when it comes.
-    Overdue {
-        /// When it became overdue.
-        since: Instant,
-        /// When the text was asked for.
-        asked: Instant,
-    },
-}
-
-/// One session.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Session {
-    /// Its id (never 0).
-    pub id: u64,
-    /// Its phase.
-    pub phase: Phase,
-    started: Instant,
-    first_provisional: Option<Instant>,
-    /// Finals of workers that do not own finals (kept in case ownership moves to them).
-    finals: HashMap<String, FinalText>,
-}
-
-/// What the core must do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// Answer request `id` on `conn`.
-    Reply {
-        /// The connection.
-        conn: ConnId,
-        /// The request.
-        id: u64,
-        /// The answer.
-        result: Result<Reply, ErrorReply>,
-    },
-    /// Tell subscribers.
-    Broadcast(Event),
-    /// Open `session` in the ring at `first_seq`; stamp frames with it.
-    Open {
-        /// The session.
-        session: u64,
-        /// Its first frame.
-        first_seq: u64,
-    },
-    /// Close `session` in the ring before `end_seq`; stop stamping frames with it.
-    Close {
-        /// The session.
-        session: u64,
-        /// One past its last frame.
-        end_seq: u64,
-    },
-    /// Give `session` to every connected worker (the owner's finals answer).
-    AssignAll {
-        /// The session.
-        session: u64,
-    },
-    /// Give `session` to the worker that owns finals.
-    AssignOwner {
-        /// The session.
-        session: u64,
-    },
-    /// Tell every worker to drop `session`.
-    CancelAll {
-        /// The session.
-        session: u64,
-    },
-    /// Stop feeding the file and go back to live input.
-    StopFile,
-}
-
-/// What of the ring a new session needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RingView {
-    /// Frames published so far.
-    pub write_seq: u64,
-    /// Ring capacity, frames.
-    pub capacity: u64,
-}
 
 /// Every session the daemon knows.
 #[derive(Debug)]
@@ -133,8 +30,7 @@ pub struct Sessions {
     next_id: u64,
     /// The end of the last closed session: a new one never reaches back before it.
     last_end_seq: u64,
-    history: VecDeque<FinalText>,
-    last_latency: Option<SessionLatency>,
+    history: History,
     stop_timeout: Duration,
     pre_roll_frames: u64,
 }
@@ -151,8 +47,7 @@ impl Sessions {
             list: Vec::new(),
             next_id: 1,
             last_end_seq: 0,
-            history: VecDeque::new(),
-            last_latency: None,
+            history: History::default(),
             stop_timeout,
             pre_roll_frames,
         }
@@ -216,13 +111,12 @@ impl Sessions {
 
     /// Latencies of the last completed session.
     pub fn last_latency(&self) -> Option<SessionLatency> {
-        self.last_latency
+        self.history.last_latency()
     }
 
     /// The newest `count` finals, oldest first.
     pub fn history(&self, count: usize) -> Vec<FinalText> {
-        let skip = self.history.len().saturating_sub(count);
-        self.history.iter().skip(skip).cloned().collect()
+        self.history.newest(count)
     }
 
     fn busy(&self) -> Option<ErrorReply> {
@@ -486,13 +380,9 @@ impl Sessions {
             }
         );
         log::debug!("session {} text: {:?}", s.id, f.text);
-        self.last_latency = Some(SessionLatency {
-            session_id: s.id,
-            stop_to_final_ms: f.stop_to_final_ms,
-            first_provisional_ms: s
-                .first_provisional
-                .map(|t| t.saturating_duration_since(s.started).as_secs_f32() * 1e3),
-        });
+        let first_provisional_ms = s
+            .first_provisional
+            .map(|t| t.saturating_duration_since(s.started).as_secs_f32() * 1e3);
         if let Some(w) = waiter {
             let result = if f.text.trim().is_empty() {
                 err(
@@ -506,10 +396,7 @@ impl Sessions {
             };
             fx.push(reply(w, result));
         }
-        self.history.push_back(f.clone());
-        while self.history.len() > HISTORY_LEN {
-            self.history.pop_front();
-        }
+        self.history.keep(&f, first_provisional_ms);
         fx.push(Effect::Broadcast(Event::Final(f)));
     }
 

@@ -7,6 +7,7 @@
 # System packages (Debian/Ubuntu names):
 #   pkg-config libasound2-dev   cpal's ALSA backend (capture)
 #   espeak-ng sox               synthetic speech and audio conversion for fixtures
+#   ffmpeg                      files symphonia does not decode (Opus, video); encoding fixtures
 #   pocketsphinx-testdata       real recorded English speech with reference transcripts
 #   xvfb xclip                  an X server and clipboard tool for the --clipboard test
 #   pulseaudio libasound2-plugins
@@ -28,7 +29,7 @@ as_root() {
     fi
 }
 
-apt_packages=(pkg-config libasound2-dev espeak-ng sox pocketsphinx-testdata xvfb xclip libasound2-plugins)
+apt_packages=(pkg-config libasound2-dev espeak-ng sox ffmpeg pocketsphinx-testdata xvfb xclip libasound2-plugins)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # pulseaudio conflicts with pipewire-pulse: never swap a desktop's sound server for a test.
 if installed pipewire-pulse; then

@@ -36,7 +36,7 @@ impl Renderer {
                 writeln!(out, "\r\x1b[K{}", f.text.trim())?;
                 self.line_open = false;
             }
-            Event::StateChanged { .. } | Event::ReadLag { .. } => {}
+            Event::StateChanged { .. } | Event::ReadLag { .. } | Event::Progress { .. } => {}
             Event::WorkerUp(w) => self.note(out, &format!("worker {} up ({})", w.name, w.model))?,
             Event::WorkerDown { name, reason } => {
                 self.note(out, &format!("worker {name} down: {reason}"))?
@@ -89,6 +89,7 @@ mod tests {
             capture_to_read: Default::default(),
             speculative: false,
             lost_frames: 0,
+            segments: Vec::new(),
         });
         let mut out = Vec::new();
         let mut r = Renderer::new(true);

@@ -4,10 +4,13 @@
 //! sequence numbers go on.
 
 use crate::capture::{
-    self, CallbackStats, Capture, CaptureError, CaptureQueue, FileFeeder, Pace, WavAudio,
+    self, CallbackStats, Capture, CaptureError, CaptureQueue, DecodeError, Decoder, FeedProgress,
+    FileFeeder, Pace,
 };
 use crate::dsp::{DspError, DspParams, DspShared, DspThread, spawn_dsp_thread};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::ring::RingWriter;
@@ -95,6 +98,9 @@ pub enum EngineError {
     /// The DSP chain refused the input, or its thread died.
     #[error(transparent)]
     Dsp(#[from] DspError),
+    /// A file standing in for the device cannot be decoded.
+    #[error(transparent)]
+    File(#[from] DecodeError),
 }
 
 /// Where live audio comes from.
@@ -102,8 +108,8 @@ pub enum EngineError {
 pub enum LiveSource {
     /// A cpal input device (`None`: the default one).
     Device(Option<String>),
-    /// A recording played at real time, then silence.
-    File(Arc<WavAudio>, String),
+    /// A recording (any format) played at real time, then silence.
+    File(PathBuf),
 }
 
 enum Running {
@@ -165,29 +171,42 @@ impl Engine {
                 self.heartbeat = (self.callbacks(), Instant::now());
                 Ok(f.device)
             }
-            LiveSource::File(audio, name) => {
-                self.start_file(Arc::clone(audio), Pace::RealTimeThenSilence)?;
-                Ok(name.clone())
+            LiveSource::File(path) => {
+                self.start_file(Decoder::open(path)?, Pace::RealTimeThenSilence)?;
+                Ok(path.display().to_string())
             }
         }
     }
 
-    /// Starts feeding `audio` at `pace`.
-    pub fn start_file(&mut self, audio: Arc<WavAudio>, pace: Pace) -> Result<(), EngineError> {
+    /// Starts feeding what `decoder` decodes at `pace`; its progress.
+    pub fn start_file(
+        &mut self,
+        decoder: Decoder,
+        pace: Pace,
+    ) -> Result<Arc<FeedProgress>, EngineError> {
         self.stop()?;
+        let info = decoder.info();
+        crate::dsp::Dsp::check(info.rate, info.channels, self.vad_mode)?;
         let (writer, queue) = CaptureQueue::new(
-            audio.rate,
-            audio.channels,
+            info.rate,
+            info.channels,
             2.0,
             Arc::clone(&self.callback_stats),
         );
-        crate::dsp::Dsp::check(audio.rate, audio.channels, self.vad_mode)?;
-        let feeder = FileFeeder::spawn(Arc::clone(&audio), pace, writer)
+        // A file fed for transcription ends; one playing as a microphone goes on in silence.
+        let ends = matches!(pace, Pace::Worker { .. });
+        let feeder = FileFeeder::spawn(decoder, pace, writer)
             .map_err(|e| DspError::Thread(e.to_string()))?;
-        let finished = (pace == Pace::AsFastAsPossible).then(|| feeder.finished_flag());
-        let dsp = self.spawn(queue, audio.rate, audio.channels, finished)?;
+        let progress = feeder.progress();
+        let finished = ends.then(|| Arc::clone(&progress.finished));
+        let dsp = self.spawn(queue, info.rate, info.channels, finished)?;
         self.running = Some((Running::File(feeder), dsp));
-        Ok(())
+        Ok(progress)
+    }
+
+    /// Frames the DSP thread has published (the ring's write sequence), kept up to date by it.
+    pub fn published(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.shared.published)
     }
 
     fn spawn(

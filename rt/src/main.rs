@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use v2m_rt::capture::{list_inputs, read_wav};
+use v2m_rt::capture::list_inputs;
 use v2m_rt::config::{self, FileConfig};
 use v2m_rt::engine::{Engine, LiveSource};
 use v2m_rt::server::{self, core::Core, core::Settings, supervisor::Supervisor};
@@ -33,7 +33,8 @@ struct Args {
     /// [default: the default input].
     #[arg(long)]
     device: Option<String>,
-    /// Play this WAV file as the microphone (real time, then silence) instead of a device.
+    /// Play this audio file (WAV, FLAC, MP3, Ogg…; others with ffmpeg) as the microphone (real
+    /// time, then silence) instead of a device.
     #[arg(long, conflicts_with = "device")]
     input: Option<PathBuf>,
     /// Control socket [default: $XDG_RUNTIME_DIR/v2m/control.sock].
@@ -74,8 +75,6 @@ enum RtError {
     Config(#[from] config::ConfigError),
     #[error("ring: {0}")]
     Ring(#[from] ring::RingError),
-    #[error("--input: {0}")]
-    Input(#[from] v2m_rt::capture::FileError),
     #[error(transparent)]
     Engine(#[from] v2m_rt::engine::EngineError),
     #[error(transparent)]
@@ -87,7 +86,10 @@ enum RtError {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,symphonia=off"),
+    )
+    .init();
     let args = Args::parse();
     // Before any thread exists, so that every thread inherits the mask; the thread that takes
     // them starts at once, so start-up itself can be interrupted.
@@ -149,10 +151,7 @@ fn run(args: Args, signals: server::SignalTarget) -> Result<(), RtError> {
     let (writer, control) = ring::create(capacity)?;
     let mut engine = Engine::new(writer, cfg.rt.vad_mode.unwrap_or(3));
     let live = match &args.input {
-        Some(file) => {
-            let audio = read_wav(file)?;
-            LiveSource::File(Arc::new(audio), file.display().to_string())
-        }
+        Some(file) => LiveSource::File(file.clone()),
         None => LiveSource::Device(cfg.rt.device.clone()),
     };
     let device = engine.start_live(&live)?;

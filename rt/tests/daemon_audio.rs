@@ -55,6 +55,7 @@ fn final_text(session_id: u64) -> WorkerMessage {
         capture_to_read: Default::default(),
         speculative: false,
         lost_frames: 0,
+        segments: Vec::new(),
     })
 }
 

@@ -34,6 +34,7 @@ fn final_text(session_id: u64, text: &str) -> WorkerMessage {
         capture_to_read: Default::default(),
         speculative: false,
         lost_frames: 0,
+        segments: Vec::new(),
     })
 }
 
@@ -92,7 +93,10 @@ fn every_request_and_its_errors() {
     for (path, why) in [
         ("relative.wav".to_string(), "absolute"),
         ("/nonexistent/x.wav".to_string(), "No such file"),
-        (d.dir.join("config.txt").display().to_string(), "WAV"),
+        (
+            d.dir.join("config.txt").display().to_string(),
+            "not an audio or video file",
+        ),
     ] {
         std::fs::write(d.dir.join("config.txt"), "not audio").unwrap();
         match c.request(RequestBody::TranscribeFile { path: path.clone() }) {
@@ -115,7 +119,7 @@ fn every_request_and_its_errors() {
     };
     assert!(matches!(
         w.assignment(Duration::from_secs(5)),
-        Assignment::Session { session_id: s, owns_final: true } if s == session_id
+        Assignment::Session { session_id: s, owns_final: true, file: false } if s == session_id
     ));
     let rec = w
         .ring
@@ -183,7 +187,12 @@ fn every_request_and_its_errors() {
     let socket = d.socket.clone();
     let stopper =
         std::thread::spawn(move || Client::connect(&socket).unwrap().request(RequestBody::Stop));
-    std::thread::sleep(Duration::from_millis(200));
+    // A final comes after the session is closed (stop waits for the audio before it).
+    let closed_by = std::time::Instant::now() + Duration::from_secs(10);
+    while w.ring.session(session_id).unwrap().is_open() {
+        assert!(std::time::Instant::now() < closed_by, "stop never closed the session");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     w.send(final_text(session_id, " "));
     assert_eq!(refused(stopper.join().unwrap()), ErrorKind::NoSpeech);
 
@@ -418,7 +427,7 @@ fn a_worker_that_reconnects_mid_session_still_completes_the_stop() {
     let mut w = FakeWorker::connect(&d.socket, "w1");
     assert!(matches!(
         w.assignment(Duration::from_secs(5)),
-        Assignment::Session { session_id: s, owns_final: true } if s == session_id
+        Assignment::Session { session_id: s, owns_final: true, file: false } if s == session_id
     ));
     let rec = w.ring.session(session_id).unwrap();
     assert_eq!(rec.first_seq, first_seq);

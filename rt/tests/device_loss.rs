@@ -89,6 +89,7 @@ fn a_microphone_that_goes_away_is_reopened_and_the_session_goes_on() {
         capture_to_read: Default::default(),
         speculative: false,
         lost_frames: 0,
+        segments: Vec::new(),
     }));
     match stopper.join().unwrap().unwrap() {
         Reply::Stopped(f) => assert_eq!(f.text, "still here"),

@@ -32,6 +32,13 @@ fn final_text() -> FinalText {
         },
         speculative: true,
         lost_frames: 3,
+        segments: vec![TextSegment {
+            start_s: 0.5,
+            end_s: 2.25,
+            text: "Hello, wörld".into(),
+            avg_logprob: -0.2,
+            no_speech_prob: 0.01,
+        }],
     }
 }
 
@@ -127,6 +134,7 @@ fn event_index(e: &Event) -> usize {
         Event::WorkerUp(_) => 3,
         Event::WorkerDown { .. } => 4,
         Event::ReadLag { .. } => 5,
+        Event::Progress { .. } => 6,
     }
 }
 
@@ -146,6 +154,10 @@ fn peer_messages() -> Vec<PeerMessage> {
         PeerMessage::Worker(WorkerMessage::ReadLag {
             session_id: 7,
             histogram: read_lag(),
+        }),
+        PeerMessage::Worker(WorkerMessage::Progress {
+            session_id: 7,
+            next_seq: 12_345,
         }),
     ];
     let bodies = [
@@ -260,9 +272,15 @@ fn daemon_messages() -> Vec<DaemonMessage> {
             session_id: 7,
             histogram: read_lag(),
         }),
+        DaemonMessage::Event(Event::Progress {
+            session_id: 7,
+            done_s: 12.5,
+            total_s: Some(600.0),
+        }),
         DaemonMessage::Assignment(Assignment::Session {
             session_id: 7,
             owns_final: true,
+            file: true,
         }),
         DaemonMessage::Assignment(Assignment::Cancel { session_id: 7 }),
         DaemonMessage::Assignment(Assignment::Shutdown),
@@ -332,7 +350,7 @@ fn every_daemon_message_round_trips() {
         }
     }
     assert_eq!(replies.len(), 11, "every reply variant is sampled");
-    assert_eq!(events.len(), 6, "every event variant is sampled");
+    assert_eq!(events.len(), 7, "every event variant is sampled");
     assert_eq!(kinds.len(), ALL_KINDS.len(), "every error kind is sampled");
 }
 

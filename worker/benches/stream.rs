@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use support::daemon::{TestDaemon, WorkerConn, publish_paced};
 use v2m_shm_proto::protocol::WorkerMessage;
 use v2m_shm_proto::ring::RingWriter;
-use v2m_worker::audio::read_wav;
-use v2m_worker::vad::speech_flags;
+use v2m_worker::audio::read_audio;
+use v2m_worker::audio::speech_flags;
 
 fn p50(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -42,7 +42,7 @@ fn session(
     id: u64,
     audio: &[f32],
 ) -> (f64, Vec<f64>, String) {
-    let flags = speech_flags(audio, 3);
+    let flags = speech_flags(audio, 3).unwrap();
     daemon.control.open_session(id, writer.next_seq()).unwrap();
     conn.assign(id);
     publish_paced(writer, audio, &flags, id, |_| {});
@@ -87,7 +87,7 @@ fn main() {
     let (mut after_pause, mut during_speech, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
     let mut id = 0;
     for (path, _) in &corpus {
-        let rec = read_wav(path).unwrap();
+        let rec = read_audio(path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let mut a = silence(300);
         a.extend(&rec);

@@ -125,6 +125,15 @@ impl WorkerError {
     }
 }
 
+impl From<v2m_audio::DecodeError> for WorkerError {
+    fn from(e: v2m_audio::DecodeError) -> WorkerError {
+        WorkerError::BadAudio {
+            path: e.path,
+            reason: e.message,
+        }
+    }
+}
+
 impl From<ort::Error> for WorkerError {
     fn from(e: ort::Error) -> WorkerError {
         WorkerError::Inference(e.to_string())

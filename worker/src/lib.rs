@@ -20,6 +20,5 @@ pub mod runtime;
 pub mod stream;
 pub mod tokenizer;
 pub mod transcriber;
-pub mod vad;
 
 pub use error::WorkerError;

@@ -186,7 +186,7 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
             let vad = vad.or(cfg.vad).unwrap_or(3);
             let mut t = load(&model, &cfg)?;
             for path in files {
-                let audio = v2m_worker::audio::read_wav(&path)?;
+                let audio = v2m_worker::audio::read_audio(&path)?;
                 if whole {
                     let wall = std::time::Instant::now();
                     let r = t.transcribe(&audio)?;
@@ -258,7 +258,10 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,symphonia=off"),
+    )
+    .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,7 +4,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use v2m_worker::audio::read_wav;
+use v2m_worker::audio::read_audio;
 use v2m_worker::decode::greedy::DecodeRequest;
 
 #[test]
@@ -71,7 +71,7 @@ fn auto_detects_german_and_spanish() {
             .status()
             .expect("sox missing: run scripts/setup.sh");
         assert!(status.success());
-        let r = auto.transcribe(&read_wav(&wav).unwrap()).unwrap();
+        let r = auto.transcribe(&read_audio(&wav).unwrap()).unwrap();
         assert_eq!(r.language.as_deref(), Some(lang), "{voice}: {:?}", r.text);
         assert!(
             r.text.to_lowercase().contains(word),

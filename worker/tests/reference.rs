@@ -4,7 +4,7 @@
 mod support;
 
 use std::process::Command;
-use v2m_worker::audio::read_wav;
+use v2m_worker::audio::read_audio;
 use v2m_worker::decode::greedy::DecodeRequest;
 use v2m_worker::eval::corpus_wer;
 use v2m_worker::features::mel::{MelSpectrogram, N_FRAMES};
@@ -18,7 +18,7 @@ fn mel_matches_the_reference_within_1e4() {
     // Speech, a clip longer than 30 s (cut), and near-silence.
     let long: Vec<f32> = corpus
         .iter()
-        .flat_map(|(p, _)| read_wav(p).unwrap())
+        .flat_map(|(p, _)| read_audio(p).unwrap())
         .collect();
     assert!(long.len() > 30 * 16_000);
     let long_path = dir.join("long.wav");
@@ -49,7 +49,7 @@ fn mel_matches_the_reference_within_1e4() {
             .collect();
         assert_eq!(reference.len(), 80 * N_FRAMES);
         // The reference reads the 16-bit WAV the same way read_wav does.
-        let ours = mel.compute(&read_wav(path).unwrap());
+        let ours = mel.compute(&read_audio(path).unwrap());
         let max_diff = ours
             .iter()
             .zip(&reference)
@@ -85,7 +85,7 @@ fn transcripts_are_token_identical_to_the_reference_and_wer_is_within_10_percent
         assert_eq!(same_mel.text, r.text.trim());
         // Our own mel (f64 FFT; numpy's is f32): identical too, but for near-ties that ~1e-6
         // flips (on some CPUs "four"/"4." in two cards recordings).
-        let ours = t.transcribe(&read_wav(path).unwrap()).unwrap();
+        let ours = t.transcribe(&read_audio(path).unwrap()).unwrap();
         if ours.decoded.tokens != r.tokens {
             own_mel_differs.push(format!(
                 "{}: {:?} vs {:?}",
@@ -156,7 +156,7 @@ fn sixty_seconds_of_speech_come_back_whole() {
     let mut audio = Vec::new();
     let mut truth = Vec::new();
     for &i in &order {
-        audio.extend(read_wav(&corpus[i].0).unwrap());
+        audio.extend(read_audio(&corpus[i].0).unwrap());
         audio.extend(std::iter::repeat_n(0f32, 12_800));
         truth.push(corpus[i].1.as_str());
     }
@@ -228,7 +228,7 @@ fn the_binary_reports_missing_models_and_bad_files_clearly() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a readable WAV file"), "{err}");
+    assert!(err.contains("not an audio or video file"), "{err}");
 
     let out = Command::new(bin)
         .args(["transcribe", "--ep", "cuda", "x.wav"])
@@ -304,7 +304,7 @@ ort_library = \"/nonexistent/libonnxruntime.so\"\n",
 #[test]
 fn a_cancelled_pass_fails_and_the_next_one_runs() {
     let corpus = support::corpus();
-    let audio = read_wav(&corpus[0].0).unwrap();
+    let audio = read_audio(&corpus[0].0).unwrap();
     let mut t = support::transcriber();
     let canceller = t.canceller();
     let c2 = canceller.clone();

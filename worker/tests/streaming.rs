@@ -8,19 +8,19 @@ use std::time::{Duration, Instant};
 use support::daemon::{TestDaemon, WorkerConn, publish_paced};
 use v2m_shm_proto::protocol::{FinalText, WorkerMessage};
 use v2m_shm_proto::ring::{FRAME_SAMPLES, RingWriter};
-use v2m_worker::audio::read_wav;
+use v2m_worker::audio::read_audio;
+use v2m_worker::audio::speech_flags;
 use v2m_worker::offline::transcribe_recording;
 use v2m_worker::stream::session::StreamPolicy;
-use v2m_worker::vad::speech_flags;
 
 /// Two librivox sentences with a 1 s pause between and 0.3 s after.
 fn dictation() -> (Vec<f32>, usize) {
     let corpus = support::corpus();
-    let first = read_wav(&corpus[0].0).unwrap();
+    let first = read_audio(&corpus[0].0).unwrap();
     let first_frames = first.len() / FRAME_SAMPLES;
     let mut audio = first;
     audio.extend(std::iter::repeat_n(0f32, 16_000));
-    audio.extend(read_wav(&corpus[1].0).unwrap());
+    audio.extend(read_audio(&corpus[1].0).unwrap());
     audio.extend(std::iter::repeat_n(0f32, 4_800));
     (audio, first_frames)
 }
@@ -41,7 +41,7 @@ fn dictate(
     id: u64,
     audio: &[f32],
 ) -> (Vec<(Instant, WorkerMessage)>, Instant) {
-    let flags = speech_flags(audio, 3);
+    let flags = speech_flags(audio, 3).unwrap();
     daemon.control.open_session(id, writer.next_seq()).unwrap();
     conn.assign(id);
     publish_paced(writer, audio, &flags, id, |_| {});
@@ -67,7 +67,7 @@ fn finals_after_a_pause_are_speculative_and_equal_the_offline_transcripts() {
     let mut t = support::transcriber();
     let mut latencies = Vec::new();
     for (i, (path, _)) in corpus.iter().enumerate() {
-        let recording = read_wav(path).unwrap();
+        let recording = read_audio(path).unwrap();
         let expected =
             transcribe_recording(&mut t, &recording, 3, StreamPolicy::default()).unwrap();
         // The recording as dictated: its frames from the session's first, then 0.6 s of
@@ -108,7 +108,7 @@ fn a_dictation_longer_than_a_window_is_committed_as_the_file_is() {
     // 5 librivox recordings, 0.7 s apart, twice: about 55 s, two hard commits.
     let mut audio = Vec::new();
     for i in (0..5).chain(0..5) {
-        audio.extend(read_wav(&corpus[i].0).unwrap());
+        audio.extend(read_audio(&corpus[i].0).unwrap());
         audio.extend(std::iter::repeat_n(0f32, 11_200));
     }
     assert!(audio.len() > 50 * 16_000);
@@ -201,7 +201,7 @@ fn provisional_text_streams_and_stable_text_only_grows() {
 #[test]
 fn a_worker_killed_mid_session_is_replaced_and_the_text_is_whole() {
     let (audio, _) = dictation();
-    let flags = speech_flags(&audio, 3);
+    let flags = speech_flags(&audio, 3).unwrap();
     let expected = offline_text(&audio);
     let mut daemon = TestDaemon::new("kill");
     let mut first = daemon.spawn_worker("victim");
@@ -245,8 +245,8 @@ fn a_worker_killed_mid_session_is_replaced_and_the_text_is_whole() {
 #[test]
 fn under_memory_pressure_the_model_is_unloaded_and_reloaded_for_the_next_session() {
     let corpus = support::corpus();
-    let audio = read_wav(&corpus[10].0).unwrap(); // goforward
-    let flags = speech_flags(&audio, 3);
+    let audio = read_audio(&corpus[10].0).unwrap(); // goforward
+    let flags = speech_flags(&audio, 3).unwrap();
     let mut daemon = TestDaemon::new("pressure");
     // Any machine is "under pressure" below 100% available memory.
     let mut child = daemon.spawn_worker_with("w", &["--unload-below-percent", "100"]);

@@ -3,15 +3,12 @@
 /// Why the DSP chain cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum DspError {
-    /// A sample rate of 0.
-    #[error("unsupported input sample rate {0} Hz")]
-    BadRate(u32),
     /// No channels.
     #[error("the input has no channels")]
     NoChannels,
     /// The resampler could not be built.
-    #[error("resampler: {0}")]
-    Resampler(String),
+    #[error(transparent)]
+    Resampler(#[from] v2m_audio::resample::ResampleError),
     /// VAD aggressiveness out of range.
     #[error("VAD mode {0} is not 0 to 3")]
     BadVadMode(u8),

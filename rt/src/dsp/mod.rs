@@ -4,10 +4,9 @@
 
 mod error;
 mod pipeline;
-mod resample;
 mod thread;
 
 pub use error::DspError;
 pub use pipeline::{Dsp, DspStats};
-pub use resample::MonoResampler;
 pub use thread::{DspParams, DspShared, DspThread, spawn_dsp_thread};
+pub use v2m_audio::resample::MonoResampler;

@@ -1,12 +1,13 @@
 //! Interleaved device samples in, published ring frames out.
 
 use super::error::DspError;
-use super::resample::MonoResampler;
 use crate::metrics::Histogram;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use v2m_audio::resample::MonoResampler;
+use v2m_audio::vad::Detector;
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::ring::{FRAME_NS, FRAME_SAMPLES, FrameFlags, FrameMeta, RingWriter};
-use webrtc_vad::{SampleRate, Vad, VadMode};
 
 /// Counters of the chain, for status and measurement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,8 +29,7 @@ pub const MAX_BLOCK_FRAMES: usize = 8192;
 struct Framer {
     frame: [f32; FRAME_SAMPLES],
     filled: usize,
-    pcm: [i16; FRAME_SAMPLES],
-    vad: Vad,
+    vad: Detector,
     writer: RingWriter,
     /// Capture time (ns) of the next frame's first sample.
     next_ns: u64,
@@ -37,6 +37,7 @@ struct Framer {
     discontinuity: bool,
     stats: DspStats,
     capture_to_ring: Option<Arc<Histogram>>,
+    published: Option<Arc<AtomicU64>>,
 }
 
 impl Framer {
@@ -55,10 +56,7 @@ impl Framer {
     }
 
     fn publish(&mut self) {
-        for (d, &s) in self.pcm.iter_mut().zip(&self.frame) {
-            *d = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
-        }
-        let mut flags = if self.vad.is_voice_segment(&self.pcm).unwrap_or(false) {
+        let mut flags = if self.vad.is_speech(&self.frame) {
             FrameFlags::SPEECH
         } else {
             FrameFlags::empty()
@@ -73,7 +71,10 @@ impl Framer {
             session_id: self.session_id,
             flags,
         };
-        self.writer.publish(&self.frame, meta);
+        let seq = self.writer.publish(&self.frame, meta);
+        if let Some(p) = &self.published {
+            p.store(seq + 1, Ordering::Release);
+        }
         self.next_ns += FRAME_NS;
         self.stats.frames += 1;
     }
@@ -100,13 +101,7 @@ impl Dsp {
         if channels == 0 {
             return Err(DspError::NoChannels);
         }
-        let mode = match vad_mode {
-            0 => VadMode::Quality,
-            1 => VadMode::LowBitrate,
-            2 => VadMode::Aggressive,
-            3 => VadMode::VeryAggressive,
-            m => return Err(DspError::BadVadMode(m)),
-        };
+        let vad = Detector::new(vad_mode).map_err(|e| DspError::BadVadMode(e.0))?;
         Ok(Dsp {
             channels: channels as usize,
             mono: Vec::with_capacity(MAX_BLOCK_FRAMES),
@@ -114,14 +109,14 @@ impl Dsp {
             framer: Framer {
                 frame: [0.0; FRAME_SAMPLES],
                 filled: 0,
-                pcm: [0; FRAME_SAMPLES],
-                vad: Vad::new_with_rate_and_mode(SampleRate::Rate16kHz, mode),
+                vad,
                 writer,
                 next_ns: 0,
                 session_id: 0,
                 discontinuity: false,
                 stats: DspStats::default(),
                 capture_to_ring: None,
+                published: None,
             },
             anchored: false,
         })
@@ -132,10 +127,8 @@ impl Dsp {
         if channels == 0 {
             return Err(DspError::NoChannels);
         }
-        if vad_mode > 3 {
-            return Err(DspError::BadVadMode(vad_mode));
-        }
-        MonoResampler::new(rate).map(drop)
+        v2m_audio::vad::mode(vad_mode).map_err(|e| DspError::BadVadMode(e.0))?;
+        MonoResampler::new(rate).map(drop).map_err(DspError::from)
     }
 
     /// Counters so far.
@@ -147,6 +140,12 @@ impl Dsp {
     /// publish.
     pub fn record_capture_to_ring(&mut self, histogram: Arc<Histogram>) {
         self.framer.capture_to_ring = Some(histogram);
+    }
+
+    /// Keeps `counter` at the ring's write sequence after every publish.
+    pub fn count_published(&mut self, counter: Arc<AtomicU64>) {
+        counter.store(self.framer.writer.next_seq(), Ordering::Release);
+        self.framer.published = Some(counter);
     }
 
     /// Gives the ring writer back (to the next chain, after a source change).

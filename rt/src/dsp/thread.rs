@@ -25,6 +25,9 @@ pub struct DspShared {
     pub step: Arc<Histogram>,
     /// Capture time of a frame to its publish.
     pub capture_to_ring: Arc<Histogram>,
+    /// Frames published so far (the ring's write sequence), for a file fed at the workers'
+    /// pace.
+    pub published: Arc<AtomicU64>,
 }
 
 /// Everything a DSP thread needs besides the ring writer.
@@ -135,6 +138,7 @@ fn run(
     // Built here: the VAD must stay on this thread.
     let mut dsp = Dsp::new(p.rate, p.channels, p.vad_mode, writer)?;
     dsp.record_capture_to_ring(Arc::clone(&p.shared.capture_to_ring));
+    dsp.count_published(Arc::clone(&p.shared.published));
     if p.discontinuity_first {
         dsp.mark_discontinuity();
     }

@@ -2,8 +2,7 @@
 //! signal thread, file openers.
 
 use super::connection::Conn;
-use crate::capture::WavAudio;
-use std::sync::Arc;
+use crate::capture::{DecodeError, Decoder};
 use std::time::Instant;
 use v2m_shm_proto::protocol::{Request, Role, WorkerMessage};
 
@@ -64,12 +63,12 @@ pub enum Input {
         /// Exit status, as text.
         status: String,
     },
-    /// A file to transcribe was read (off the control thread), or could not be.
-    FileRead {
+    /// A file to transcribe was opened (off the control thread), or could not be.
+    FileOpened {
         /// The request that asked for it.
         request: Arrived,
-        /// Its audio, or why not.
-        audio: Result<Arc<WavAudio>, String>,
+        /// Its decoder, or why not.
+        decoder: Result<Decoder, DecodeError>,
     },
     /// SIGINT or SIGTERM.
     Signal(String),

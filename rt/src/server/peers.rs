@@ -71,6 +71,20 @@ impl Peers {
         }
     }
 
+    /// Whether `id` is a client subscribed to events.
+    pub fn is_subscribed(&self, id: ConnId) -> bool {
+        matches!(
+            self.map.get(&id),
+            Some((
+                _,
+                PeerKind::Client {
+                    subscribed: true,
+                    ..
+                }
+            ))
+        )
+    }
+
     /// Queues `msg` for `id`. An unknown peer is no failure (it left already).
     pub fn send(&self, id: ConnId, msg: &DaemonMessage) -> Result<(), SendFailure> {
         match self.map.get(&id) {

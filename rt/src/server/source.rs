@@ -2,7 +2,7 @@
 //! transcribed, or nothing while a failed device waits to be reopened with backoff.
 
 use super::backoff::Backoff;
-use crate::capture::WavAudio;
+use crate::capture::{Decoder, FeedProgress, Pace};
 use crate::engine::{DeviceFailure, Engine, EngineError, LiveSource};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,17 +99,23 @@ impl Source {
         }
     }
 
-    /// Feeds `audio` into the ring instead of the live input.
+    /// Feeds what `decoder` decodes into the ring instead of the live input, never beyond
+    /// ring frame `limit`.
     pub fn start_file(
         &mut self,
         engine: &mut Engine,
-        audio: Arc<WavAudio>,
-    ) -> Result<(), EngineError> {
+        decoder: Decoder,
+        limit: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Arc<FeedProgress>, EngineError> {
         engine.stop()?;
-        match engine.start_file(audio, crate::capture::Pace::AsFastAsPossible) {
-            Ok(()) => {
+        let pace = Pace::Worker {
+            limit,
+            published: engine.published(),
+        };
+        match engine.start_file(decoder, pace) {
+            Ok(feed) => {
                 self.state = State::File;
-                Ok(())
+                Ok(feed)
             }
             Err(e) => {
                 self.back_to_live(engine, Instant::now());

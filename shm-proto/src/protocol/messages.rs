@@ -11,7 +11,7 @@ use super::ReadLag;
 use serde::{Deserialize, Serialize};
 
 /// Version both ends put in their hello; v2m-rt refuses a peer with another.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Longest worker name or model label, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
@@ -123,7 +123,7 @@ pub enum RequestBody {
     Pause,
     /// Reopen the microphone.
     Resume,
-    /// Transcribe a WAV file through the DSP path in its own session.
+    /// Transcribe an audio or video file through the DSP path in its own session.
     TranscribeFile {
         /// Absolute path, read by v2m-rt.
         path: String,
@@ -302,6 +302,24 @@ pub struct FinalText {
     /// them (a worker restarted late in a dictation longer than the ring). 20 ms each; the
     /// text is missing whatever was said in them.
     pub lost_frames: u64,
+    /// The text in timed pieces (seconds from the session's first frame): Whisper's segments
+    /// for files (decoded with timestamps), a piece per window for dictation.
+    pub segments: Vec<TextSegment>,
+}
+
+/// A piece of a final text and where it lies in the audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextSegment {
+    /// Start, seconds from the session's (file's) start.
+    pub start_s: f64,
+    /// End, seconds.
+    pub end_s: f64,
+    /// Its text, trimmed.
+    pub text: String,
+    /// Mean log-probability of the pass it came from.
+    pub avg_logprob: f32,
+    /// No-speech probability of the pass it came from.
+    pub no_speech_prob: f32,
 }
 
 impl FinalText {
@@ -369,8 +387,12 @@ pub enum Assignment {
     Session {
         /// The session in the ring's session table.
         session_id: u64,
-        /// Whether this worker's final answers the client's `stop`.
+        /// Whether this worker's final answers the client's `stop` (others need not run
+        /// provisional or speculative passes: nobody sees them).
         owns_final: bool,
+        /// A file being transcribed: decode with timestamps (segments for subtitles), and
+        /// report progress ([`WorkerMessage::Progress`]): the file is fed at the worker's pace.
+        file: bool,
     },
     /// Drop a session: no output wanted.
     Cancel {
@@ -410,6 +432,15 @@ pub enum Event {
         session_id: u64,
         /// Its live frames' lags.
         histogram: ReadLag,
+    },
+    /// How far a file's transcription is (to its requester, and to subscribers).
+    Progress {
+        /// The file's session.
+        session_id: u64,
+        /// Seconds of the file transcribed.
+        done_s: f64,
+        /// Its length, when known.
+        total_s: Option<f64>,
     },
 }
 
@@ -479,6 +510,14 @@ pub enum WorkerMessage {
         session_id: u64,
         /// Its live frames' lags.
         histogram: ReadLag,
+    },
+    /// Where the worker has read a session to (sent a few times a second while it follows
+    /// one): a file is fed no further ahead than the ring holds.
+    Progress {
+        /// The session.
+        session_id: u64,
+        /// The next frame it will read.
+        next_seq: u64,
     },
 }
 

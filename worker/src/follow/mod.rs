@@ -19,8 +19,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{
-    Assignment, DaemonMessage, FinalText, LagSummary, ProvisionalText, ReadLag, WorkerHealth,
-    WorkerMessage,
+    Assignment, DaemonMessage, FinalText, LagSummary, ProvisionalText, ReadLag, TextSegment,
+    WorkerHealth, WorkerMessage,
 };
 use v2m_shm_proto::ring::{Frame, RingReader};
 use watch::{Rule, Watch, spawn_watcher};
@@ -48,8 +48,21 @@ pub enum FollowEnd {
 /// looked at at least this often.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
+/// A session as assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Assigned {
+    id: u64,
+    owns_final: bool,
+    file: bool,
+}
+
+/// How often the worker says where it has read to.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
 struct Active {
     id: u64,
+    first_seq: u64,
+    last_progress: Option<Instant>,
     stream: SessionStream,
     /// When the worker took the session up (CLOCK_MONOTONIC ns): frames captured before it
     /// (pre-roll, a backlog after a restart) say nothing about live latency.
@@ -67,7 +80,7 @@ struct Follower<L> {
     load: L,
     model: Option<Transcriber>,
     ep: String,
-    queue: VecDeque<u64>,
+    queue: VecDeque<Assigned>,
     active: Option<Active>,
     last_memory_check: Instant,
 }
@@ -140,16 +153,24 @@ where
         match msg {
             Inbox::Closed(why) => Err(WorkerError::connection(ConnectionKind::Closed, why)),
             Inbox::Daemon(DaemonMessage::Assignment(a)) => match a {
-                Assignment::Session { session_id, .. } => {
+                Assignment::Session {
+                    session_id,
+                    owns_final,
+                    file,
+                } => {
                     if self.active.as_ref().map(|a| a.id) != Some(session_id)
-                        && !self.queue.contains(&session_id)
+                        && !self.queue.iter().any(|a| a.id == session_id)
                     {
-                        self.queue.push_back(session_id);
+                        self.queue.push_back(Assigned {
+                            id: session_id,
+                            owns_final,
+                            file,
+                        });
                     }
                     Ok(None)
                 }
                 Assignment::Cancel { session_id } => {
-                    self.queue.retain(|&id| id != session_id);
+                    self.queue.retain(|a| a.id != session_id);
                     if self.active.as_ref().map(|a| a.id) == Some(session_id) {
                         log::info!("session {session_id} cancelled");
                         self.active = None;
@@ -200,7 +221,12 @@ where
 
     /// Starts the next queued session, reloading the model if it was unloaded.
     fn start_next(&mut self) -> Result<bool, WorkerError> {
-        while let Some(id) = self.queue.pop_front() {
+        while let Some(Assigned {
+            id,
+            owns_final,
+            file,
+        }) = self.queue.pop_front()
+        {
             let Some(rec) = self.reader.session(id) else {
                 log::warn!("session {id} is not in the ring's session table; skipped");
                 continue;
@@ -215,9 +241,16 @@ where
                 self.send_health("reloaded")?;
             }
             self.reader.seek(rec.first_seq);
+            let policy = StreamPolicy {
+                timestamps: file,
+                live_passes: owns_final && !file,
+                ..self.opts.policy
+            };
             self.active = Some(Active {
                 id,
-                stream: SessionStream::new(self.opts.policy, rec.first_seq),
+                first_seq: rec.first_seq,
+                last_progress: None,
+                stream: SessionStream::new(policy, rec.first_seq),
                 taken_up_ns: monotonic_ns(),
                 capture_to_read: ReadLag::default(),
             });
@@ -278,6 +311,17 @@ where
         let read = read_frames(&mut self.reader, frame, active, end, model);
         self.watch.clear();
         let mut updates = read?;
+        if active
+            .last_progress
+            .is_none_or(|t| t.elapsed() >= PROGRESS_EVERY)
+        {
+            active.last_progress = Some(Instant::now());
+            let next_seq = active.stream.next_seq();
+            self.out.send(WorkerMessage::Progress {
+                session_id: id,
+                next_seq,
+            })?;
+        }
         if let Some(e) = end
             && active.stream.next_seq() >= e
         {
@@ -293,11 +337,26 @@ where
             let f = finished?;
             let lost = active.stream.lost();
             let capture_to_read = std::mem::take(&mut active.capture_to_read);
+            let first_seq = active.first_seq;
             self.active = None;
             for u in updates {
                 self.send_provisional(id, u)?;
             }
             let summary = LagSummary::of(&capture_to_read);
+            let seconds = |seq: u64| seq.saturating_sub(first_seq) as f64 * 0.02;
+            let segments = f
+                .windows
+                .iter()
+                .flat_map(|w| {
+                    w.segments.iter().map(move |g| TextSegment {
+                        start_s: seconds(g.start_seq),
+                        end_s: seconds(g.end_seq),
+                        text: g.text.clone(),
+                        avg_logprob: w.avg_logprob,
+                        no_speech_prob: w.no_speech_prob,
+                    })
+                })
+                .collect();
             self.send(WorkerMessage::ReadLag {
                 session_id: id,
                 histogram: capture_to_read,
@@ -322,6 +381,7 @@ where
                 capture_to_read: summary,
                 speculative: f.speculative,
                 lost_frames: lost,
+                segments,
             }));
         }
         let now = Instant::now();

@@ -65,6 +65,9 @@ pub struct StreamPolicy {
     pub lead_frames: usize,
     /// Final passes with timestamps, so every window's text has timed segments (subtitles).
     pub timestamps: bool,
+    /// Passes before the end at all (provisional and speculative): off for a worker whose
+    /// final answers nobody's `stop` (nobody sees its provisional text) and for files.
+    pub live_passes: bool,
 }
 
 impl Default for StreamPolicy {
@@ -76,6 +79,7 @@ impl Default for StreamPolicy {
             max_window_frames: 1500,
             lead_frames: 50,
             timestamps: false,
+            live_passes: true,
         }
     }
 }
@@ -469,6 +473,9 @@ impl SessionStream {
     /// (once per pause), else a provisional pass when there is new speech and the interval has
     /// passed.
     pub fn next_pass(&self, now: Instant) -> Option<PassKind> {
+        if !self.policy.live_passes {
+            return None;
+        }
         if let Some(end) = self.speculative_target() {
             let done = self
                 .speculative

@@ -88,9 +88,15 @@ impl TestDaemon {
 
 impl WorkerConn {
     pub fn assign(&mut self, session_id: u64) {
+        self.assign_as(session_id, true, false);
+    }
+
+    /// Assigns a session, owning its final or not, as a file's or a dictation's.
+    pub fn assign_as(&mut self, session_id: u64, owns_final: bool, file: bool) {
         let a = DaemonMessage::Assignment(Assignment::Session {
             session_id,
-            owns_final: true,
+            owns_final,
+            file,
         });
         protocol::write_frame(&mut self.sock, &a).unwrap();
     }

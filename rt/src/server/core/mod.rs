@@ -3,6 +3,7 @@
 //! [`Peers`], [`Source`]) and applies the [`Effect`]s they return. Connections never block it:
 //! it only queues messages to them.
 
+mod files;
 mod peers_in;
 mod requests;
 mod shutdown;
@@ -60,7 +61,8 @@ pub struct Core {
     source: Source,
     /// Requests in arrival order, held while the first ends audio not yet in the ring.
     held: VecDeque<Arrived>,
-    reading_file: bool,
+    opening_file: bool,
+    file_job: Option<files::FileJob>,
     last_state: DaemonState,
     shutting_down: Option<Instant>,
     failed: Option<CoreError>,
@@ -92,7 +94,8 @@ impl Core {
             sessions: Sessions::new(settings.stop_timeout, settings.pre_roll_frames),
             source: Source::new(settings.live, device),
             held: VecDeque::new(),
-            reading_file: false,
+            opening_file: false,
+            file_job: None,
             last_state: DaemonState::Idle,
             shutting_down: None,
             failed: None,
@@ -138,7 +141,7 @@ impl Core {
     fn next_deadline(&self, now: Instant) -> Instant {
         [
             (!self.held.is_empty()).then(|| now + DRAIN_POLL),
-            self.sessions.feeding().map(|_| now + FILE_POLL),
+            self.file_job.as_ref().map(|_| now + FILE_POLL),
             self.shutting_down.map(|_| now + Duration::from_millis(100)),
             self.sessions.next_deadline(),
             self.source.next_deadline(),
@@ -176,7 +179,7 @@ impl Core {
                     self.apply(vec![Effect::Broadcast(down)]);
                 }
             }
-            Input::FileRead { request, audio } => self.file_read(request, audio, now),
+            Input::FileOpened { request, decoder } => self.file_opened(request, decoder, now),
             Input::Signal(name) => {
                 log::info!("{name}: shutting down");
                 self.begin_shutdown();
@@ -190,12 +193,8 @@ impl Core {
         let mut fx = Vec::new();
         self.sessions
             .expire(&mut fx, now, &self.workers.describe_owner(now));
-        if self.sessions.feeding().is_some() && self.engine.drained() {
-            self.sessions
-                .file_fed(&mut fx, now, self.control.write_seq());
-            self.source.back_to_live(&mut self.engine, now);
-        }
         self.apply(fx);
+        self.check_file(now);
         if self.shutting_down.is_some() {
             return;
         }
@@ -243,6 +242,7 @@ impl Core {
                             let a = Assignment::Session {
                                 session_id: session,
                                 owns_final: owns,
+                                file: self.sessions.is_file(session),
                             };
                             queue.extend(self.deliver(conn, &DaemonMessage::Assignment(a)));
                         }
@@ -254,7 +254,10 @@ impl Core {
                         session_id: session,
                     });
                 }
-                Effect::StopFile => self.source.back_to_live(&mut self.engine, Instant::now()),
+                Effect::StopFile => {
+                    self.file_job = None;
+                    self.source.back_to_live(&mut self.engine, Instant::now());
+                }
             }
         }
     }

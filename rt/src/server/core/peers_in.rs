@@ -64,6 +64,7 @@ impl Core {
             let a = Assignment::Session {
                 session_id,
                 owns_final: owns,
+                file: self.sessions.is_file(session_id),
             };
             fx.extend(self.deliver(id, &DaemonMessage::Assignment(a)));
         }
@@ -86,6 +87,11 @@ impl Core {
         }
         self.held.retain(|a| a.conn != conn);
         self.sessions.waiter_gone(conn);
+        if self.file_job.as_ref().is_some_and(|j| j.waiter() == conn) {
+            // Whoever wanted the file's text left (Ctrl-C in the client): stop at once.
+            log::info!("the file's requester left: transcription cancelled");
+            self.abort_file(None);
+        }
         let mut fx = Vec::new();
         if let PeerKind::Worker { name } = kind {
             let owner_before = self.workers.owner().map(str::to_owned);
@@ -148,6 +154,11 @@ impl Core {
                 histogram,
             })),
             WorkerMessage::ReadLag { .. } => {}
+            WorkerMessage::Progress {
+                session_id,
+                next_seq,
+            } if is_owner => self.file_progress(session_id, next_seq),
+            WorkerMessage::Progress { .. } => {}
             WorkerMessage::Final(mut f) => {
                 f.worker = name.clone();
                 self.sessions.on_final(&mut fx, now, &name, is_owner, f);

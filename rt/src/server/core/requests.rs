@@ -2,13 +2,10 @@
 
 use super::{Core, DRAIN_LIMIT, refuse};
 use crate::server::CoreError;
-use crate::server::file_reader;
 use crate::server::input::Arrived;
 use crate::server::sessions::{Effect, RingView, Waiter};
-use std::sync::Arc;
 use std::time::Instant;
 use v2m_shm_proto::protocol::{ErrorKind, ErrorReply, Reply, RequestBody};
-use v2m_shm_proto::ring::FRAME_NS;
 
 impl Core {
     /// Whether `body` ends the open session's audio (or releases the microphone): it waits
@@ -158,79 +155,6 @@ impl Core {
                 self.fail(CoreError::Engine(e));
                 refuse(ErrorKind::Internal, message)
             }
-        }
-    }
-
-    /// Starts reading the file off this thread; the job starts when it is read.
-    pub(super) fn transcribe_file(&mut self, a: Arrived, path: &str) -> Result<(), ErrorReply> {
-        let busy = |what: String| Err(ErrorReply::new(ErrorKind::InvalidState, what));
-        if let Some(id) = self.sessions.recording() {
-            return busy(format!("recording session {id}: stop it first"));
-        }
-        if self.reading_file || self.sessions.feeding().is_some() {
-            return busy("transcribing a file; try again when it is done".into());
-        }
-        let max = self.control.geometry().capacity as f64 * FRAME_NS as f64 / 1e9 * 0.9;
-        file_reader::spawn(a, path, max, self.tx.clone())?;
-        self.reading_file = true;
-        Ok(())
-    }
-
-    pub(super) fn file_read(
-        &mut self,
-        a: Arrived,
-        audio: Result<Arc<crate::capture::WavAudio>, String>,
-        now: Instant,
-    ) {
-        self.reading_file = false;
-        let waiter = Waiter {
-            conn: a.conn,
-            request: a.request.id,
-        };
-        let refused = |kind, message: String| {
-            vec![Effect::Reply {
-                conn: a.conn,
-                id: a.request.id,
-                result: refuse(kind, message),
-            }]
-        };
-        let audio = match audio {
-            Ok(audio) if self.peers.contains(a.conn) => audio,
-            Ok(_) => return,
-            Err(why) => return self.apply(refused(ErrorKind::BadFile, why)),
-        };
-        if let Some(id) = self.sessions.recording() {
-            return self.apply(refused(
-                ErrorKind::InvalidState,
-                format!("recording session {id}: stop it first"),
-            ));
-        }
-        if !self.workers.any_possible() {
-            let why = "no worker connected to transcribe the file".to_string();
-            return self.apply(refused(ErrorKind::NoWorker, why));
-        }
-        if let Err(e) = self.engine.stop() {
-            return self.fail(CoreError::Engine(e));
-        }
-        let mut fx = Vec::new();
-        let first = self.control.write_seq();
-        if let Err(e) = self.sessions.start_file(&mut fx, now, waiter, first) {
-            self.source.back_to_live(&mut self.engine, now);
-            return self.apply(vec![Effect::Reply {
-                conn: a.conn,
-                id: a.request.id,
-                result: Err(e),
-            }]);
-        }
-        self.apply(fx);
-        if let Err(e) = self.source.start_file(&mut self.engine, audio) {
-            let mut fx = Vec::new();
-            let _ = self
-                .sessions
-                .cancel(&mut fx, first, self.control.write_seq());
-            fx.retain(|e| !matches!(e, Effect::Reply { .. } | Effect::StopFile));
-            fx.extend(refused(ErrorKind::BadFile, e.to_string()));
-            self.apply(fx);
         }
     }
 }

@@ -68,6 +68,17 @@ impl Sessions {
             .map(|s| s.id)
     }
 
+    /// Whether `id` is a file's session.
+    pub fn is_file(&self, id: u64) -> bool {
+        self.list.iter().any(|s| {
+            s.id == id
+                && matches!(
+                    s.phase,
+                    Phase::Feeding { .. } | Phase::Finishing { file: true, .. }
+                )
+        })
+    }
+
     /// Sessions a worker that connects now must transcribe, oldest first.
     pub fn untranscribed(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self.list.iter().map(|s| s.id).collect();

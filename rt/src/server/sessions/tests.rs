@@ -31,6 +31,7 @@ fn final_text(session_id: u64, text: &str) -> FinalText {
         capture_to_read: LagSummary::default(),
         speculative: false,
         lost_frames: 0,
+        segments: Vec::new(),
     }
 }
 

@@ -148,6 +148,7 @@ fn policy() -> StreamPolicy {
         max_window_frames: 1500,
         lead_frames: 5,
         timestamps: false,
+        live_passes: true,
     }
 }
 
@@ -409,6 +410,27 @@ fn leading_silence_is_not_transcribed_and_silence_alone_needs_no_pass() {
     let f = s.finish(s.next_seq(), &mut m).unwrap();
     assert_eq!(m.calls[0].frames, 15, "lead + speech");
     assert_eq!(f.windows[0].start_seq, 195);
+}
+
+#[test]
+fn without_live_passes_only_the_final_runs() {
+    let p = StreamPolicy {
+        live_passes: false,
+        ..policy()
+    };
+    let mut s = SessionStream::new(p, 0);
+    let mut m = Scripted::default();
+    let mut clock = Instant::now();
+    live(
+        &mut s,
+        &mut m,
+        &script(&[(1, 40), (0, 20), (2, 40)]),
+        &mut clock,
+    );
+    assert!(m.calls.is_empty(), "no provisional or speculative pass");
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert_eq!(m.calls.len(), 1);
+    assert_eq!(f.text, "w1 w2");
 }
 
 #[test]

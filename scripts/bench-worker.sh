@@ -39,7 +39,7 @@ runs=()
 for _ in $(seq "$repeat"); do runs+=("${files[@]}"); done
 
 echo "bench-worker: ${#files[@]} recordings x $repeat, model $model $variant, $threads threads" >&2
-target/release/v2m-worker transcribe --json --whole --model "$model" --variant "$variant" \
+target/release/v2m-worker transcribe --report --whole --model "$model" --variant "$variant" \
     --threads "$threads" --ep cpu "${runs[@]}" 2>/dev/null >"$work/rust.jsonl"
 "$py" scripts/reference_dump.py tokens "$data/models/$model" "$variant" "$threads" "${runs[@]}" >"$work/ref.jsonl"
 if "$py" -c "import faster_whisper" 2>/dev/null; then

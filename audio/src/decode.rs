@@ -350,9 +350,9 @@ impl Decoder {
                     usize::MAX
                 } else {
                     pending.resize(start + FFMPEG_CHUNK, 0);
-                    let n = stdout.read(&mut pending[start..]).map_err(|e| {
-                        DecodeError::new(DecodeErrorKind::Io, &path, e.to_string())
-                    })?;
+                    let n = stdout
+                        .read(&mut pending[start..])
+                        .map_err(|e| DecodeError::new(DecodeErrorKind::Io, &path, e.to_string()))?;
                     pending.truncate(start + n);
                     n
                 };

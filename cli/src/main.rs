@@ -10,6 +10,7 @@ use v2m_cli::exit;
 use v2m_cli::listen::Renderer;
 use v2m_shm_proto::client::{Client, ClientError};
 use v2m_shm_proto::protocol::{Event, FinalText, Reply, RequestBody};
+use v2m_text::transcript::{self, Format};
 
 /// Local voice dictation: control the v2m-rt daemon.
 #[derive(Parser)]
@@ -80,12 +81,22 @@ enum Cmd {
         #[arg(default_value_t = 1)]
         count: u32,
     },
-    /// Transcribe a WAV file through the daemon and print the text.
+    /// Transcribe audio or video files through the daemon (WAV, FLAC, MP3, Ogg/Opus,
+    /// AAC/M4A, MKV/MP4…; other formats through ffmpeg when installed), any length. Progress
+    /// shows on the terminal; Ctrl-C cancels the file being transcribed.
     Transcribe {
-        /// The WAV file.
-        file: PathBuf,
+        /// Output format: txt, srt, vtt or json (text with timed segments).
+        #[arg(long, short = 'f', default_value = "txt")]
+        format: String,
+        /// Write the transcript to this file instead of standard output; with several files,
+        /// a folder that gets NAME.<format> for each.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
         #[command(flatten)]
         deliver: Deliver,
+        /// Audio or video files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Stop v2m-rt and its workers.
     Shutdown,
@@ -162,9 +173,17 @@ fn run(args: Args) -> u8 {
         Cmd::Pause => RequestBody::Pause,
         Cmd::Resume => RequestBody::Resume,
         Cmd::Listen { once } => return listen(&socket, json, once),
-        Cmd::Transcribe { file, deliver } => {
-            let path = absolute(&file).display().to_string();
-            return final_request(&socket, json, RequestBody::TranscribeFile { path }, deliver);
+        Cmd::Transcribe {
+            format,
+            output,
+            deliver,
+            files,
+        } => {
+            let format = match Format::parse(&format) {
+                Ok(f) => f,
+                Err(e) => return fail(json, exit::ERROR, &e),
+            };
+            return transcribe(&socket, json, format, output.as_deref(), deliver, &files);
         }
         Cmd::Shutdown => RequestBody::Shutdown,
         Cmd::Last { count } => RequestBody::Last { count },
@@ -302,9 +321,14 @@ fn final_request(socket: &std::path::Path, json: bool, body: RequestBody, d: Del
     } else {
         print_reply(&reply);
     }
-    let Some(f) = text else {
-        return exit::OK;
-    };
+    match text {
+        Some(f) => deliver_final(f, d),
+        None => exit::OK,
+    }
+}
+
+/// Warns of lost audio, then delivers the text as asked; the exit code says what failed.
+fn deliver_final(f: &FinalText, d: Deliver) -> u8 {
     let text = f.text.trim();
     let session = Session::detect();
     let mut code = exit::OK;
@@ -329,6 +353,96 @@ fn final_request(socket: &std::path::Path, json: bool, body: RequestBody, d: Del
     }
     if d.notify {
         attempt("notify", deliver::notify(text));
+    }
+    code
+}
+
+/// transcribe: each file in its own request, its progress on the terminal (or as JSON lines
+/// with `--json`), its transcript in `format` to standard output or `output`. A file that
+/// fails is reported and the others go on; the exit code is the last failure's.
+fn transcribe(
+    socket: &std::path::Path,
+    json: bool,
+    format: Format,
+    output: Option<&std::path::Path>,
+    d: Deliver,
+    files: &[PathBuf],
+) -> u8 {
+    let many = files.len() > 1;
+    if many
+        && let Some(dir) = output
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        return fail(json, exit::ERROR, &format!("{}: {e}", dir.display()));
+    }
+    let terminal = !json && std::io::stderr().is_terminal();
+    let mut code = exit::OK;
+    for file in files {
+        let path = absolute(file).display().to_string();
+        let show = |e: &Event| {
+            let Event::Progress {
+                done_s, total_s, ..
+            } = e
+            else {
+                return;
+            };
+            if json {
+                let fraction = total_s.map(|t| (done_s / t.max(0.01)).min(1.0));
+                println!(
+                    "{}",
+                    serde_json::json!({"file": path, "progress": fraction, "done_s": done_s})
+                );
+            } else if terminal {
+                eprint!(
+                    "\r\x1b[K{}: {}",
+                    file.display(),
+                    transcript::progress_line(*done_s, *total_s)
+                );
+            }
+        };
+        let reply = Client::connect(socket).and_then(|mut c| {
+            c.request_with_events(RequestBody::TranscribeFile { path: path.clone() }, show)
+        });
+        if terminal {
+            eprint!("\r\x1b[K");
+        }
+        let f = match reply {
+            Ok(Reply::Transcribed(f)) => f,
+            Ok(other) => {
+                code = fail(
+                    json,
+                    exit::ERROR,
+                    &format!("{}: unexpected reply {other:?}", file.display()),
+                );
+                continue;
+            }
+            Err(e) => {
+                let c = exit::code_for(&e);
+                code = fail(json, c, &format!("{}: {e}", file.display()));
+                continue;
+            }
+        };
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(&Reply::Transcribed(f.clone())).unwrap_or_default()
+            );
+        } else {
+            let rendered = transcript::render(format, &f.text, &f.segments, Some(&path));
+            match transcript::output_path(output, file, many, format) {
+                Some(out) => {
+                    if let Err(e) = std::fs::write(&out, rendered) {
+                        code = fail(json, exit::ERROR, &format!("{}: {e}", out.display()));
+                        continue;
+                    }
+                }
+                None => print!("{rendered}"),
+            }
+        }
+        let delivered = deliver_final(&f, d);
+        if delivered != exit::OK {
+            code = delivered;
+        }
     }
     code
 }

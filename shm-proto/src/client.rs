@@ -142,6 +142,25 @@ impl Client {
 
     /// Sends `body` and waits for its answer; a refusal is [`ClientError::Refused`].
     pub fn request(&mut self, body: RequestBody) -> Result<Reply, ClientError> {
+        self.exchange(body, None)
+    }
+
+    /// As [`Client::request`], handing each event that arrives before the answer to
+    /// `on_event` (a file's progress comes this way) instead of keeping it for
+    /// [`Client::next_event`].
+    pub fn request_with_events(
+        &mut self,
+        body: RequestBody,
+        mut on_event: impl FnMut(&Event),
+    ) -> Result<Reply, ClientError> {
+        self.exchange(body, Some(&mut on_event))
+    }
+
+    fn exchange(
+        &mut self,
+        body: RequestBody,
+        mut on_event: Option<&mut dyn FnMut(&Event)>,
+    ) -> Result<Reply, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         protocol::write_frame(&mut self.sock, &PeerMessage::Request(Request { id, body }))?;
@@ -150,7 +169,10 @@ impl Client {
                 DaemonMessage::Response(r) if r.id == id => {
                     return r.result.map_err(ClientError::Refused);
                 }
-                DaemonMessage::Event(e) => self.events.push_back(e),
+                DaemonMessage::Event(e) => match on_event.as_mut() {
+                    Some(f) => f(&e),
+                    None => self.events.push_back(e),
+                },
                 other => return Err(ClientError::Unexpected(format!("{other:?}"))),
             }
         }

@@ -2,16 +2,19 @@
 //! Settings: flag, else the `[worker]` table of the config file, else the default.
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use v2m_text::transcript::{self, Format};
 use v2m_worker::WorkerError;
 use v2m_worker::config::{self, WorkerConfig};
 use v2m_worker::error::ConnectionKind;
 use v2m_worker::follow::{FollowEnd, FollowOptions, follow};
 use v2m_worker::model::files::{ModelFiles, Variant};
-use v2m_worker::offline::transcribe_recording;
+use v2m_worker::offline::transcribe_file;
 use v2m_worker::runtime::{self, EpChoice};
+use v2m_worker::stream::session::Final;
 use v2m_worker::stream::session::StreamPolicy;
 use v2m_worker::transcriber::{PassTimings, Transcriber};
 
@@ -77,14 +80,26 @@ enum Command {
         #[arg(long)]
         unload_below_percent: Option<f64>,
     },
-    /// Transcribe 16 kHz WAV files of any length (30 s windows, each prompted with the text
-    /// before it: the computation live dictation makes) and print one line per file.
+    /// Transcribe audio or video files of any length and format (WAV, FLAC, MP3, Ogg, AAC/M4A…,
+    /// others through ffmpeg): 30 s windows, each prompted with the text before it, decoded
+    /// with timestamps; printed as text, SRT, WebVTT or JSON.
     Transcribe {
         #[command(flatten)]
         model: ModelArgs,
-        /// Print JSON lines with segments and timings instead of text.
+        /// Output format: txt, srt, vtt or json [default: txt].
+        #[arg(long, short = 'f', default_value = "txt")]
+        format: String,
+        /// Write the transcript here instead of standard output; with several files, a
+        /// folder that gets NAME.<format> for each.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Decode as live dictation does (no timestamps): the text a dictation of the same
+        /// recording gives.
         #[arg(long)]
-        json: bool,
+        dictation: bool,
+        /// Print a JSON line per file with windows and timings (for measurements) instead.
+        #[arg(long)]
+        report: bool,
         /// One pass over each file's first 30 s, no VAD or segmenting: the reference
         /// transcriber's computation, for comparing with it.
         #[arg(long)]
@@ -92,7 +107,7 @@ enum Command {
         /// VAD aggressiveness, 0 (keeps most) to 3 (drops most non-speech) [default: 3].
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
         vad: Option<u8>,
-        /// WAV files.
+        /// Audio or video files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -178,74 +193,62 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
         }
         Command::Transcribe {
             model,
-            json,
+            format,
+            output,
+            dictation,
+            report,
             whole,
             vad,
             files,
         } => {
+            let format = Format::parse(&format).map_err(WorkerError::Usage)?;
             let vad = vad.or(cfg.vad).unwrap_or(3);
+            let many = files.len() > 1;
+            if many && let Some(dir) = &output {
+                std::fs::create_dir_all(dir).map_err(|e| WorkerError::Io {
+                    path: dir.clone(),
+                    source: e,
+                })?;
+            }
             let mut t = load(&model, &cfg)?;
+            let policy = StreamPolicy {
+                timestamps: !dictation,
+                live_passes: false,
+                ..StreamPolicy::default()
+            };
+            let terminal = std::io::stderr().is_terminal();
             for path in files {
-                let audio = v2m_worker::audio::read_audio(&path)?;
                 if whole {
-                    let wall = std::time::Instant::now();
-                    let r = t.transcribe(&audio)?;
-                    let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
-                    let steps = r.decoded.steps.max(1);
-                    let line = serde_json::json!({
-                        "file": path,
-                        "text": r.text,
-                        "language": r.language,
-                        "tokens": r.decoded.tokens,
-                        "mel_ms": r.timings.mel_ms,
-                        "encoder_ms": r.timings.encoder_ms,
-                        "decoder_ms": r.timings.decoder_ms,
-                        "token_ms": if steps > 1 {
-                            (r.timings.decoder_ms - r.timings.decoder_first_ms) / (steps - 1) as f32
-                        } else { 0.0 },
-                        "total_ms": wall_ms,
-                    });
-                    println!("{}", if json { line.to_string() } else { r.text });
+                    let audio = v2m_worker::audio::read_audio(&path)?;
+                    print_whole(&mut t, &path, &audio, report)?;
                     continue;
                 }
-                let r = transcribe_recording(&mut t, &audio, vad, StreamPolicy::default())?;
-                if json {
-                    let s = |seq: u64| seq as f64 * 0.02;
-                    let mut timings = PassTimings::default();
-                    for w in &r.windows {
-                        timings.mel_ms += w.timings.mel_ms;
-                        timings.encoder_ms += w.timings.encoder_ms;
-                        timings.decoder_ms += w.timings.decoder_ms;
+                let wall = std::time::Instant::now();
+                let mut show = |done: f64, total: Option<f64>| {
+                    if terminal {
+                        eprint!("\r{} transcribed", transcript::progress_line(done, total));
                     }
-                    let line = serde_json::json!({
-                        "file": path,
-                        "text": r.text,
-                        "tokens": r.windows.iter().map(|w| w.tokens).sum::<usize>(),
-                        "windows": r.windows.iter().map(|w| serde_json::json!({
-                            "start_s": s(w.start_seq),
-                            "end_s": s(w.end_seq),
-                            "text": w.text,
-                            "no_speech_prob": w.no_speech_prob,
-                            "avg_logprob": w.avg_logprob,
-                            "segments": w.segments.iter().map(|g| serde_json::json!({
-                                "start_s": s(g.start_seq),
-                                "end_s": s(g.end_seq),
-                                "text": g.text,
-                            })).collect::<Vec<_>>(),
-                        })).collect::<Vec<_>>(),
-                        "audio_s": audio.len() as f32 / 16_000.0,
-                        "mel_ms": timings.mel_ms,
-                        "encoder_ms": timings.encoder_ms,
-                        "decoder_ms": timings.decoder_ms,
-                        "final_pass_ms": r.timings.mel_ms + r.timings.encoder_ms + r.timings.decoder_ms,
-                        "execution_provider": t.execution_provider().name,
-                    });
-                    println!("{line}");
-                } else {
-                    println!("{}", r.text);
+                };
+                let r = transcribe_file(&mut t, &path, vad, policy, &mut show)?;
+                if terminal {
+                    eprint!("\r\x1b[K");
+                }
+                if report {
+                    print_report(&t, &path, &r, wall.elapsed().as_secs_f64());
+                    continue;
+                }
+                let name = path.display().to_string();
+                let rendered =
+                    transcript::render(format, &r.text, &r.text_segments(0), Some(&name));
+                match transcript::output_path(output.as_deref(), &path, many, format) {
+                    Some(out) => std::fs::write(&out, rendered).map_err(|e| WorkerError::Io {
+                        path: out.clone(),
+                        source: e,
+                    })?,
+                    None => print!("{rendered}"),
                 }
             }
-            if json {
+            if report {
                 use v2m_worker::memory::{peak_rss_mb, rss_mb};
                 println!(
                     "{}",
@@ -255,6 +258,71 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
             Ok(())
         }
     }
+}
+
+/// `--whole`: one pass over the first 30 s, the reference's computation.
+fn print_whole(
+    t: &mut Transcriber,
+    path: &Path,
+    audio: &[f32],
+    json: bool,
+) -> Result<(), WorkerError> {
+    let wall = std::time::Instant::now();
+    let r = t.transcribe(audio)?;
+    let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
+    let steps = r.decoded.steps.max(1);
+    let line = serde_json::json!({
+        "file": path,
+        "text": r.text,
+        "language": r.language,
+        "tokens": r.decoded.tokens,
+        "mel_ms": r.timings.mel_ms,
+        "encoder_ms": r.timings.encoder_ms,
+        "decoder_ms": r.timings.decoder_ms,
+        "token_ms": if steps > 1 {
+            (r.timings.decoder_ms - r.timings.decoder_first_ms) / (steps - 1) as f32
+        } else { 0.0 },
+        "total_ms": wall_ms,
+    });
+    println!("{}", if json { line.to_string() } else { r.text });
+    Ok(())
+}
+
+/// `--report`: the transcript with its windows and what it cost.
+fn print_report(t: &Transcriber, path: &Path, r: &Final, wall_s: f64) {
+    let s = |seq: u64| seq as f64 * 0.02;
+    let mut timings = PassTimings::default();
+    for w in &r.windows {
+        timings.mel_ms += w.timings.mel_ms;
+        timings.encoder_ms += w.timings.encoder_ms;
+        timings.decoder_ms += w.timings.decoder_ms;
+    }
+    let audio_s = r.windows.last().map_or(0.0, |w| s(w.end_seq));
+    let line = serde_json::json!({
+        "file": path,
+        "text": r.text,
+        "tokens": r.windows.iter().map(|w| w.tokens).sum::<usize>(),
+        "windows": r.windows.iter().map(|w| serde_json::json!({
+            "start_s": s(w.start_seq),
+            "end_s": s(w.end_seq),
+            "text": w.text,
+            "no_speech_prob": w.no_speech_prob,
+            "avg_logprob": w.avg_logprob,
+            "segments": w.segments.iter().map(|g| serde_json::json!({
+                "start_s": s(g.start_seq),
+                "end_s": s(g.end_seq),
+                "text": g.text,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "audio_s": audio_s,
+        "wall_s": wall_s,
+        "mel_ms": timings.mel_ms,
+        "encoder_ms": timings.encoder_ms,
+        "decoder_ms": timings.decoder_ms,
+        "final_pass_ms": r.timings.mel_ms + r.timings.encoder_ms + r.timings.decoder_ms,
+        "execution_provider": t.execution_provider().name,
+    });
+    println!("{line}");
 }
 
 fn main() -> ExitCode {

@@ -124,7 +124,7 @@ pub const SLOT_SIZE: u64 = size_of::<Slot>() as u64;
 pub const WAKE_REGION: u64 = round_up(size_of::<Wake>() as u64, REGION_ALIGN);
 
 const _: () = assert!(HEADER_REGION == REGION_ALIGN);
-const _: () = assert!(SLOT_SIZE % 64 == 0);
+const _: () = assert!(SLOT_SIZE.is_multiple_of(64));
 
 /// Rounds `x` up to a multiple of `align` (a power of two).
 pub const fn round_up(x: u64, align: u64) -> u64 {

@@ -5,7 +5,7 @@ use super::corpus::Utterance;
 use std::path::Path;
 use std::process::Command;
 
-/// Runs `worker transcribe --json` (with `config`'s `[worker]` table, if given) on every
+/// Runs `worker transcribe --report --dictation` (the live computation; with `config`'s `[worker]` table, if given) on every
 /// recording; returns their texts in order.
 pub fn transcribe(
     worker: &Path,
@@ -16,7 +16,7 @@ pub fn transcribe(
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
-    cmd.args(["transcribe", "--json"]);
+    cmd.args(["transcribe", "--report", "--dictation"]);
     cmd.args(utterances.iter().map(|u| &u.wav));
     let out = cmd
         .output()

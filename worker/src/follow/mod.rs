@@ -19,8 +19,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{
-    Assignment, DaemonMessage, FinalText, LagSummary, ProvisionalText, ReadLag, TextSegment,
-    WorkerHealth, WorkerMessage,
+    Assignment, DaemonMessage, FinalText, LagSummary, ProvisionalText, ReadLag, WorkerHealth,
+    WorkerMessage,
 };
 use v2m_shm_proto::ring::{Frame, RingReader};
 use watch::{Rule, Watch, spawn_watcher};
@@ -343,20 +343,7 @@ where
                 self.send_provisional(id, u)?;
             }
             let summary = LagSummary::of(&capture_to_read);
-            let seconds = |seq: u64| seq.saturating_sub(first_seq) as f64 * 0.02;
-            let segments = f
-                .windows
-                .iter()
-                .flat_map(|w| {
-                    w.segments.iter().map(move |g| TextSegment {
-                        start_s: seconds(g.start_seq),
-                        end_s: seconds(g.end_seq),
-                        text: g.text.clone(),
-                        avg_logprob: w.avg_logprob,
-                        no_speech_prob: w.no_speech_prob,
-                    })
-                })
-                .collect();
+            let segments = f.text_segments(first_seq);
             self.send(WorkerMessage::ReadLag {
                 session_id: id,
                 histogram: capture_to_read,

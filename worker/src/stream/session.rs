@@ -152,6 +152,64 @@ pub struct Final {
     pub windows: Vec<WindowText>,
 }
 
+impl Final {
+    /// Its text in timed pieces, seconds from frame `first_seq` (the session's first).
+    pub fn text_segments(&self, first_seq: u64) -> Vec<v2m_shm_proto::protocol::TextSegment> {
+        let seconds = |seq: u64| seq.saturating_sub(first_seq) as f64 * 0.02;
+        self.windows
+            .iter()
+            .flat_map(|w| {
+                w.segments
+                    .iter()
+                    .map(move |g| v2m_shm_proto::protocol::TextSegment {
+                        start_s: seconds(g.start_seq),
+                        end_s: seconds(g.end_seq),
+                        text: g.text.clone(),
+                        avg_logprob: w.avg_logprob,
+                        no_speech_prob: w.no_speech_prob,
+                    })
+            })
+            .collect()
+    }
+}
+
+/// `start..end` (session frames) narrowed to the speech in it (flags in `speech` from
+/// `window_start` on): from its first to its last run of speech frames, leaving out a short
+/// run (under 200 ms) cut off by a pause of 300 ms or more at either edge (the next
+/// segment's onset, or the previous one's tail). Unchanged when it holds no speech.
+fn narrow_to_speech(speech: &[bool], window_start: u64, start: u64, end: u64) -> (u64, u64) {
+    const SHORT_RUN: usize = 10;
+    const LONG_PAUSE: usize = 15;
+    let index = |seq: u64| (seq.saturating_sub(window_start) as usize).min(speech.len());
+    let (from, to) = (index(start), index(end));
+    let flags = &speech[from..to.max(from)];
+    // Runs of speech as (first, past the last) frame.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, &f) in flags.iter().enumerate() {
+        match runs.last_mut() {
+            Some(r) if f && r.1 == i => r.1 = i + 1,
+            _ if f => runs.push((i, i + 1)),
+            _ => {}
+        }
+    }
+    let mut kept = &runs[..];
+    while kept.len() > 1 && kept[0].1 - kept[0].0 < SHORT_RUN && kept[1].0 - kept[0].1 >= LONG_PAUSE
+    {
+        kept = &kept[1..];
+    }
+    while let [.., before, last] = kept
+        && last.1 - last.0 < SHORT_RUN
+        && last.0 - before.1 >= LONG_PAUSE
+    {
+        kept = &kept[..kept.len() - 1];
+    }
+    let base = window_start + from as u64;
+    match (kept.first(), kept.last()) {
+        (Some(a), Some(z)) => (base + a.0 as u64, base + z.1 as u64),
+        _ => (start, end),
+    }
+}
+
 struct Speculative {
     window_start: u64,
     end: u64,
@@ -306,9 +364,12 @@ impl SessionStream {
         }
     }
 
-    /// `segments` of a pass over `start..end` as session spans; without segments (a text-only
+    /// `segments` of a pass over `start..end` as session spans, each narrowed to the speech
+    /// the VAD heard in it (Whisper starts a segment where the previous one ended, silence
+    /// included: subtitles would show text over the pause); without segments (a text-only
     /// pass), its whole `text` as one.
     fn spans(
+        &self,
         segments: &[TimedSegment],
         text: &str,
         model: &dyn PassModel,
@@ -326,13 +387,17 @@ impl SessionStream {
                 }]
             };
         }
+        let (window_start, speech) = (self.window.start_seq(), self.window.speech());
         segments
             .iter()
             .filter_map(|s| {
                 let text = model.text(&s.tokens).trim().to_string();
-                (!text.is_empty()).then(|| TimedText {
-                    start_seq: (start + s.start as u64).min(end),
-                    end_seq: (start + s.end.max(s.start) as u64).min(end),
+                let a = (start + s.start as u64).min(end);
+                let z = (start + s.end.max(s.start) as u64).min(end);
+                let (a, z) = narrow_to_speech(speech, window_start, a, z);
+                (!text.is_empty()).then_some(TimedText {
+                    start_seq: a,
+                    end_seq: z,
                     text,
                 })
             })
@@ -370,7 +435,7 @@ impl SessionStream {
                     &self.request(self.final_mode()),
                 )?,
             };
-            let spans = Self::spans(&r.segments, &r.text, model, start, final_end);
+            let spans = self.spans(&r.segments, &r.text, model, start, final_end);
             let frame = (final_end - start) as usize;
             return Ok(self.commit_window(
                 frame,
@@ -398,7 +463,7 @@ impl SessionStream {
                 let kept = &r.segments[..segments];
                 let tokens: Vec<u32> = kept.iter().flat_map(|s| s.tokens.clone()).collect();
                 let text = join(texts[..segments].iter().map(String::as_str));
-                let spans = Self::spans(kept, &text, model, start, start + frame as u64);
+                let spans = self.spans(kept, &text, model, start, start + frame as u64);
                 (frame, text, tokens, spans, r)
             }
             Cut::Pause { frame } => {
@@ -407,7 +472,7 @@ impl SessionStream {
                     let mode = self.final_mode();
                     let p = model.pass(self.window.audio_until(cut_seq), &self.request(mode))?;
                     add(&mut timings, &p.timings);
-                    let spans = Self::spans(&p.segments, &p.text, model, start, cut_seq);
+                    let spans = self.spans(&p.segments, &p.text, model, start, cut_seq);
                     (frame, p.text.clone(), p.tokens.clone(), spans, p)
                 } else {
                     (frame, String::new(), Vec::new(), Vec::new(), r)
@@ -621,7 +686,7 @@ impl SessionStream {
             ),
         };
         if let Some(r) = result {
-            let spans = Self::spans(&r.segments, &r.text, model, start, final_end);
+            let spans = self.spans(&r.segments, &r.text, model, start, final_end);
             self.record(
                 WindowText {
                     start_seq: start,

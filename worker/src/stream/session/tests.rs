@@ -450,3 +450,26 @@ fn lost_frames_become_silence() {
     assert_eq!(s.next_seq(), 15);
     assert_eq!(s.window().speech(), &[true, false, false, false, true]);
 }
+
+#[test]
+fn segment_times_are_narrowed_to_the_speech_in_them() {
+    // Window from frame 100: silence, speech at 103..106, silence.
+    let speech = [false, false, false, true, true, true, false, false];
+    // A segment over the whole window ends at the last speech frame, starts at the first.
+    assert_eq!(narrow_to_speech(&speech, 100, 100, 108), (103, 106));
+    // One that Whisper started during the pause before its words.
+    assert_eq!(narrow_to_speech(&speech, 100, 101, 105), (103, 105));
+    // No speech in it: left as it is.
+    assert_eq!(narrow_to_speech(&speech, 100, 106, 108), (106, 108));
+    // Out of the window's range: clamped, not a panic.
+    assert_eq!(narrow_to_speech(&speech, 100, 90, 200), (103, 106));
+    // The next sentence's first 60 ms after a long pause is not this segment's.
+    let mut flags = vec![true; 40];
+    flags.extend([false; 20]);
+    flags.extend([true; 3]);
+    assert_eq!(narrow_to_speech(&flags, 0, 0, 63), (0, 40));
+    // A short pause inside keeps both sides.
+    flags[45..60].fill(true);
+    flags[40..45].fill(false);
+    assert_eq!(narrow_to_speech(&flags, 0, 0, 63), (0, 63));
+}

@@ -379,6 +379,7 @@ fn transcribe(
     let mut code = exit::OK;
     for file in files {
         let path = absolute(file).display().to_string();
+        let began = std::time::Instant::now();
         let show = |e: &Event| {
             let Event::Progress {
                 done_s, total_s, ..
@@ -396,7 +397,7 @@ fn transcribe(
                 eprint!(
                     "\r\x1b[K{}: {}",
                     file.display(),
-                    transcript::progress_line(*done_s, *total_s)
+                    transcript::progress_line(*done_s, *total_s, began.elapsed().as_secs_f64())
                 );
             }
         };

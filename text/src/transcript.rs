@@ -60,17 +60,23 @@ pub fn output_path(
     Some(out.join(stem).with_extension(format.extension()))
 }
 
-/// A one-line progress report for a terminal: `42% 12 s of 29 s`, or `12 s` when the length
-/// is unknown.
-pub fn progress_line(done_s: f64, total_s: Option<f64>) -> String {
+/// A one-line progress report for a terminal: `42% 12 s of 29 s in 3 s (4.0× real time)`,
+/// without the share when the length is unknown.
+pub fn progress_line(done_s: f64, total_s: Option<f64>, elapsed_s: f64) -> String {
+    let speed = if elapsed_s > 0.0 {
+        format!(" ({:.1}× real time)", done_s / elapsed_s)
+    } else {
+        String::new()
+    };
     match total_s {
         Some(t) if t > 0.0 => format!(
-            "{:3.0}% {:.0} s of {:.0} s",
+            "{:3.0}% {:.0} s of {:.0} s in {:.0} s{speed}",
             (100.0 * done_s / t).min(100.0),
             done_s,
-            t
+            t,
+            elapsed_s
         ),
-        _ => format!("{done_s:.0} s"),
+        _ => format!("{done_s:.0} s in {elapsed_s:.0} s{speed}"),
     }
 }
 
@@ -208,7 +214,10 @@ mod tests {
             output_path(Some(dir), a, true, Format::Srt).unwrap(),
             Path::new("/out/talk.srt")
         );
-        assert_eq!(progress_line(12.0, Some(24.0)), " 50% 12 s of 24 s");
-        assert_eq!(progress_line(7.4, None), "7 s");
+        assert_eq!(
+            progress_line(12.0, Some(24.0), 3.0),
+            " 50% 12 s of 24 s in 3 s (4.0× real time)"
+        );
+        assert_eq!(progress_line(7.4, None, 0.0), "7 s in 0 s");
     }
 }

@@ -226,7 +226,10 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                 let wall = std::time::Instant::now();
                 let mut show = |done: f64, total: Option<f64>| {
                     if terminal {
-                        eprint!("\r{} transcribed", transcript::progress_line(done, total));
+                        eprint!(
+                            "\r\x1b[K{}",
+                            transcript::progress_line(done, total, wall.elapsed().as_secs_f64())
+                        );
                     }
                 };
                 let r = transcribe_file(&mut t, &path, vad, policy, &mut show)?;

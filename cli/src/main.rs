@@ -86,8 +86,8 @@ enum Cmd {
     /// shows on the terminal; Ctrl-C cancels the file being transcribed.
     Transcribe {
         /// Output format: txt, srt, vtt or json (text with timed segments).
-        #[arg(long, short = 'f', default_value = "txt")]
-        format: String,
+        #[arg(long, short = 'f', default_value = "txt", value_parser = Format::parse)]
+        format: Format,
         /// Write the transcript to this file instead of standard output; with several files,
         /// a folder that gets NAME.<format> for each.
         #[arg(long, short = 'o')]
@@ -179,10 +179,6 @@ fn run(args: Args) -> u8 {
             deliver,
             files,
         } => {
-            let format = match Format::parse(&format) {
-                Ok(f) => f,
-                Err(e) => return fail(json, exit::ERROR, &e),
-            };
             return transcribe(&socket, json, format, output.as_deref(), deliver, &files);
         }
         Cmd::Shutdown => RequestBody::Shutdown,

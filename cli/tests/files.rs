@@ -224,6 +224,10 @@ fn bad_files_are_refused_a_cancelled_file_stops_and_the_daemon_goes_on() {
         );
         assert_eq!(ok(p.cli(&["ping"])), "pong");
     }
+    // An unknown format is a usage error (exit 2) that names the choices.
+    let out = p.cli(&["transcribe", "-f", "mp3", wav.to_str().unwrap()]);
+    assert_eq!(out.code(), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("txt, srt, vtt or json"));
     // A truncated recording gives the words it holds (or a clear error), never a crash.
     let truncated = dir.join("truncated.wav");
     let bytes = std::fs::read(&wav).unwrap();

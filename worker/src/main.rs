@@ -87,8 +87,8 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// Output format: txt, srt, vtt or json [default: txt].
-        #[arg(long, short = 'f', default_value = "txt")]
-        format: String,
+        #[arg(long, short = 'f', default_value = "txt", value_parser = Format::parse)]
+        format: Format,
         /// Write the transcript here instead of standard output; with several files, a
         /// folder that gets NAME.<format> for each.
         #[arg(long, short = 'o')]
@@ -201,7 +201,6 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
             vad,
             files,
         } => {
-            let format = Format::parse(&format).map_err(WorkerError::Usage)?;
             let vad = vad.or(cfg.vad).unwrap_or(3);
             let many = files.len() > 1;
             if many && let Some(dir) = &output {

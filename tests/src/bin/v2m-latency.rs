@@ -28,42 +28,7 @@ struct Args {
 enum Cmd {
     /// Play each recording through a FIFO microphone into a fresh v2m-rt (real time), press
     /// start before it and stop after its speech, print a row per run and the summary line.
-    Measure {
-        /// A folder of WAV files with transcripts (`NAME.txt`, or a pocketsphinx
-        /// `transcription` file). Repeatable. Default: pocketsphinx-testdata's librivox and
-        /// cards recordings, and the long set made of them.
-        #[arg(long = "set")]
-        sets: Vec<PathBuf>,
-        /// Also measure recordings longer than Whisper's 30 s window, made by joining the sets'
-        /// recordings with pauses (always on without --set).
-        #[arg(long)]
-        long: bool,
-        /// Delays in ms from the end of speech to pressing stop, one run each.
-        #[arg(long, value_delimiter = ',', default_value = "0,300,500,1000")]
-        delays: Vec<u32>,
-        /// Measure only the first N recordings.
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Config file for v2m-rt (workers, pre-roll…). Default: one default worker.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The v2m-rt executable. Default: the one beside this executable.
-        #[arg(long)]
-        rt: Option<PathBuf>,
-        /// The v2m-worker executable, for the offline transcripts. Default: the one beside
-        /// this executable.
-        #[arg(long)]
-        worker: Option<PathBuf>,
-        /// Write each run as a JSON line here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Keep the scratch folder (v2m-rt's and the worker's log, the long recordings).
-        #[arg(long)]
-        keep: bool,
-        /// Seconds to wait for the worker to load its model.
-        #[arg(long, default_value_t = 180)]
-        ready_timeout: u64,
-    },
+    Measure(MeasureArgs),
     /// Print the per-delay figures and the summary line of a measure run's JSON lines.
     Summary {
         /// The file `measure --out` wrote.
@@ -73,29 +38,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match Args::parse().command {
-        Cmd::Measure {
-            sets,
-            long,
-            delays,
-            limit,
-            config,
-            rt,
-            worker,
-            out,
-            keep,
-            ready_timeout,
-        } => run_measure(MeasureArgs {
-            sets,
-            long,
-            delays,
-            limit,
-            config,
-            rt,
-            worker,
-            out,
-            keep,
-            ready_timeout,
-        }),
+        Cmd::Measure(a) => run_measure(a),
         Cmd::Summary { runs } => run_summary(runs),
     }
     .unwrap_or_else(|e| {
@@ -104,16 +47,41 @@ fn main() -> ExitCode {
     })
 }
 
+#[derive(clap::Args)]
 struct MeasureArgs {
+    /// A folder of WAV files with transcripts (`NAME.txt`, or a pocketsphinx
+    /// `transcription` file). Repeatable. Default: pocketsphinx-testdata's librivox and
+    /// cards recordings, and the long set made of them.
+    #[arg(long = "set")]
     sets: Vec<PathBuf>,
+    /// Also measure recordings longer than Whisper's 30 s window, made by joining the sets'
+    /// recordings with pauses (always on without --set).
+    #[arg(long)]
     long: bool,
+    /// Delays in ms from the end of speech to pressing stop, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "0,300,500,1000")]
     delays: Vec<u32>,
+    /// Measure only the first N recordings.
+    #[arg(long)]
     limit: Option<usize>,
+    /// Config file for v2m-rt (workers, pre-roll…). Default: one default worker.
+    #[arg(long)]
     config: Option<PathBuf>,
+    /// The v2m-rt executable. Default: the one beside this executable.
+    #[arg(long)]
     rt: Option<PathBuf>,
+    /// The v2m-worker executable, for the offline transcripts. Default: the one beside
+    /// this executable.
+    #[arg(long)]
     worker: Option<PathBuf>,
+    /// Write each run as a JSON line here.
+    #[arg(long)]
     out: Option<PathBuf>,
+    /// Keep the scratch folder (v2m-rt's and the worker's log, the long recordings).
+    #[arg(long)]
     keep: bool,
+    /// Seconds to wait for the worker to load its model.
+    #[arg(long, default_value_t = 180)]
     ready_timeout: u64,
 }
 

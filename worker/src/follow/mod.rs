@@ -301,16 +301,13 @@ where
         let canceller = model.canceller();
         // A window that fills up is committed while frames are read: a pass only an explicit
         // cancel stops.
-        canceller.reset();
-        self.watch.set(
+        let mut updates = self.watch.during(
             id,
             active.stream.next_seq(),
             Rule::Explicit,
-            canceller.clone(),
-        );
-        let read = read_frames(&mut self.reader, frame, active, end, model);
-        self.watch.clear();
-        let mut updates = read?;
+            &canceller,
+            || read_frames(&mut self.reader, frame, active, end, model),
+        )?;
         if active
             .last_progress
             .is_none_or(|t| t.elapsed() >= PROGRESS_EVERY)
@@ -325,16 +322,12 @@ where
         if let Some(e) = end
             && active.stream.next_seq() >= e
         {
-            canceller.reset();
-            self.watch.set(
-                id,
-                active.stream.next_seq(),
-                Rule::Explicit,
-                canceller.clone(),
-            );
-            let finished = active.stream.finish(e, model);
-            self.watch.clear();
-            let f = finished?;
+            let next_seq = active.stream.next_seq();
+            let f = self
+                .watch
+                .during(id, next_seq, Rule::Explicit, &canceller, || {
+                    active.stream.finish(e, model)
+                })?;
             let lost = active.stream.lost();
             let capture_to_read = std::mem::take(&mut active.capture_to_read);
             let first_seq = active.first_seq;
@@ -388,14 +381,13 @@ where
                     },
                     PassKind::Speculative { .. } => Rule::Speculative,
                 };
-                canceller.reset();
                 let window = active.stream.window();
                 let (from, to) = (window.start_seq(), window.end_seq());
                 let last_speech = window.last_speech_seq();
-                self.watch
-                    .set(id, active.stream.next_seq(), rule, canceller.clone());
-                let pass = active.stream.run(kind, model, now);
-                self.watch.clear();
+                let next_seq = active.stream.next_seq();
+                let pass = self.watch.during(id, next_seq, rule, &canceller, || {
+                    active.stream.run(kind, model, now)
+                });
                 canceller.reset();
                 log::debug!(
                     "session {id}: {kind:?} pass over frames {from}..{to} (last speech {last_speech:?}, ring at {}) {} after {:.0} ms",

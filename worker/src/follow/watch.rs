@@ -80,6 +80,23 @@ impl Watch {
         });
     }
 
+    /// Runs the pass `f` of `session` (audio before `next_seq`) watched: `canceller` reset,
+    /// the watch set, then cleared when `f` returns.
+    pub fn during<T>(
+        &self,
+        session: u64,
+        next_seq: u64,
+        rule: Rule,
+        canceller: &Canceller,
+        f: impl FnOnce() -> T,
+    ) -> T {
+        canceller.reset();
+        self.set(session, next_seq, rule, canceller.clone());
+        let out = f();
+        self.clear();
+        out
+    }
+
     /// How long the pass in flight has been running, if one is.
     pub fn pass_age(&self) -> Option<Duration> {
         self.lock().as_ref().map(|w| w.started.elapsed())

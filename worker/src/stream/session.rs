@@ -175,11 +175,11 @@ impl Final {
 
 /// `start..end` (session frames) narrowed to the speech in it (flags in `speech` from
 /// `window_start` on): from its first to its last run of speech frames, leaving out a short
-/// run (under 200 ms) cut off by a pause of 300 ms or more at either edge (the next
+/// run (under 400 ms) cut off by a pause of 500 ms or more at either edge (the next
 /// segment's onset, or the previous one's tail). Unchanged when it holds no speech.
 fn narrow_to_speech(speech: &[bool], window_start: u64, start: u64, end: u64) -> (u64, u64) {
-    const SHORT_RUN: usize = 10;
-    const LONG_PAUSE: usize = 15;
+    const SHORT_RUN: usize = 20;
+    const LONG_PAUSE: usize = 25;
     let index = |seq: u64| (seq.saturating_sub(window_start) as usize).min(speech.len());
     let (from, to) = (index(start), index(end));
     let flags = &speech[from..to.max(from)];

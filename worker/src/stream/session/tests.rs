@@ -465,11 +465,11 @@ fn segment_times_are_narrowed_to_the_speech_in_them() {
     assert_eq!(narrow_to_speech(&speech, 100, 90, 200), (103, 106));
     // The next sentence's first 60 ms after a long pause is not this segment's.
     let mut flags = vec![true; 40];
-    flags.extend([false; 20]);
-    flags.extend([true; 3]);
-    assert_eq!(narrow_to_speech(&flags, 0, 0, 63), (0, 40));
+    flags.extend([false; 30]);
+    flags.extend([true; 15]);
+    assert_eq!(narrow_to_speech(&flags, 0, 0, 85), (0, 40));
     // A short pause inside keeps both sides.
-    flags[45..60].fill(true);
+    flags[45..70].fill(true);
     flags[40..45].fill(false);
-    assert_eq!(narrow_to_speech(&flags, 0, 0, 63), (0, 63));
+    assert_eq!(narrow_to_speech(&flags, 0, 0, 85), (0, 85));
 }

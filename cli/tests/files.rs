@@ -111,7 +111,8 @@ fn cues(subtitles: &str, srt: bool) -> Vec<(f64, f64, String)> {
 #[test]
 fn every_format_gives_the_wav_text_and_subtitles_follow_the_speech() {
     let _wd = Watchdog::arm(Duration::from_secs(600), "files: formats");
-    let p = Pipeline::start("formats");
+    // v2m-rt's log goes to a file: a failure's message then stands out in the test's output.
+    let p = Pipeline::start_with("formats", &tiny_worker(), true);
     let (wav, reference, spans) = joined(&p.dir);
     let wav_text = ok(p.cli(&["transcribe", wav.to_str().unwrap()]));
     let wav_wer = wer(&reference, &wav_text);
@@ -146,12 +147,13 @@ fn every_format_gives_the_wav_text_and_subtitles_follow_the_speech() {
         let stem = f.file_stem().unwrap().to_str().unwrap();
         let ext = f.extension().unwrap().to_str().unwrap();
         let out = texts.join(format!("{stem}.txt"));
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let text = std::fs::read_to_string(&out)
+            .unwrap_or_else(|e| panic!("{}: {e}{}", out.display(), p.log_text()));
         eprintln!("{ext}:");
         let w = wer(&reference, &text);
         assert!(
             w <= wav_wer + one_word.max(0.01) + 1e-9,
-            "{ext}: WER {w} against the WAV's {wav_wer}"
+            "{ext}: WER {w} against the WAV's {wav_wer}\n{ext}: {text}\nWAV: {wav_text}"
         );
     }
 
@@ -159,22 +161,25 @@ fn every_format_gives_the_wav_text_and_subtitles_follow_the_speech() {
     for (format, srt) in [("srt", true), ("vtt", false)] {
         let text = ok(p.cli(&["transcribe", "-f", format, wav.to_str().unwrap()]));
         let c = cues(&format!("{text}\n\n"), srt);
+        let times: Vec<(f64, f64)> = c.iter().map(|cue| (cue.0, cue.1)).collect();
         eprintln!("{format}: {c:?}\nspeech: {spans:?}");
         for (i, &(a, z)) in spans.iter().enumerate() {
             assert!(
                 c.iter().any(|cue| (cue.0 - a).abs() <= 0.5),
-                "{format}: no cue starts within 0.5 s of recording {i}'s speech at {a:.2} s"
+                "{format}: no cue starts within 0.5 s of recording {i}'s speech at {a:.2} s: \
+                 cues {times:?}, speech {spans:?}"
             );
             assert!(
                 c.iter().any(|cue| (cue.1 - z).abs() <= 0.5),
-                "{format}: no cue ends within 0.5 s of recording {i}'s speech end at {z:.2} s"
+                "{format}: no cue ends within 0.5 s of recording {i}'s speech end at {z:.2} s: \
+                 cues {times:?}, speech {spans:?}"
             );
         }
         for w in spans.windows(2) {
             let middle = (w[0].1 + w[1].0) / 2.0;
             assert!(
                 !c.iter().any(|cue| cue.0 < middle && middle < cue.1),
-                "{format}: a cue spans the silence at {middle:.2} s"
+                "{format}: a cue spans the silence at {middle:.2} s: cues {times:?}"
             );
         }
     }
@@ -186,8 +191,11 @@ fn every_format_gives_the_wav_text_and_subtitles_follow_the_speech() {
         wav.to_str().unwrap(),
     ])))
     .unwrap();
-    assert!(j["segments"].as_array().unwrap().len() >= 3);
-    assert!(wer(&reference, j["text"].as_str().unwrap()) <= wav_wer + one_word + 1e-9);
+    assert!(j["segments"].as_array().unwrap().len() >= 3, "{j}");
+    assert!(
+        wer(&reference, j["text"].as_str().unwrap()) <= wav_wer + one_word + 1e-9,
+        "{j}"
+    );
 }
 
 #[test]

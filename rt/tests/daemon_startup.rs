@@ -69,39 +69,59 @@ fn configured_workers_are_restarted_with_backoff_and_stopped_on_shutdown() {
     let _wd = Watchdog::arm(Duration::from_secs(120), "supervision");
     let dir = scratch("supervision-files");
     let pidfile = dir.join("sleeper.pid");
+    let starts = dir.join("crasher.starts");
     let config = format!(
-        "[[workers]]\nname = \"crasher\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\n\
+        "[[workers]]\nname = \"crasher\"\ncommand = [\"sh\", \"-c\", \"date +%s%N >> {}; exit 3\"]\n\
          [[workers]]\nname = \"sleeper\"\ncommand = [\"sh\", \"-c\", \"echo $$ $V2M_WORKER_NAME > {}; exec sleep 600\"]\n",
+        starts.display(),
         pidfile.display()
     );
     let mut d = Daemon::start("supervision", &[], Some(&config));
-    // The crasher exits at once, again and again: restarted with growing backoff.
+    // The crasher exits at once, again and again: restarted with growing backoff. Its own
+    // start times (written by it) are at least each backoff apart, however loaded the machine.
     let t = Instant::now();
-    loop {
-        let s = d.status();
-        let crasher = s
-            .workers
-            .iter()
-            .find(|w| w.identity.name == "crasher")
-            .unwrap();
-        assert!(!crasher.connected);
-        if crasher.restarts >= 3 {
-            // The third exit comes after 0.5 + 1 s of backoff at least.
-            assert!(
-                t.elapsed() >= Duration::from_millis(1500),
-                "{:?}",
-                t.elapsed()
-            );
-            break;
+    let started: Vec<u128> = loop {
+        let lines: Vec<u128> = std::fs::read_to_string(&starts)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if lines.len() >= 4 {
+            break lines;
         }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "four starts of the crasher: {lines:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
+    };
+    let gaps_ms: Vec<u128> = started
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .collect();
+    for (gap, backoff) in gaps_ms.iter().zip([500, 1000, 2000]) {
+        assert!(
+            *gap >= backoff,
+            "restart gaps {gaps_ms:?} ms, backoff {backoff} ms"
+        );
     }
+    let crasher = d
+        .status()
+        .workers
+        .into_iter()
+        .find(|w| w.identity.name == "crasher");
+    let crasher = crasher.expect("the crasher in status");
+    assert!(!crasher.connected && crasher.restarts >= 3, "{crasher:?}");
     let pid_line = loop {
         if let Ok(s) = std::fs::read_to_string(&pidfile)
             && s.ends_with('\n')
         {
             break s;
         }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the sleeper never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let (pid, name) = pid_line.trim().split_once(' ').unwrap();

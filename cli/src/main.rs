@@ -217,7 +217,7 @@ fn print_reply(reply: &Reply) {
         Reply::ShuttingDown => println!("v2m-rt is shutting down"),
         Reply::Last(finals) => {
             if finals.is_empty() {
-                println!("(no final text yet)");
+                eprintln!("(no final text yet)");
             }
             for f in finals {
                 println!("{}", f.text.trim());

@@ -217,7 +217,7 @@ fn a_worker_over_its_memory_limit_is_killed_and_restarted_while_capture_goes_on(
         "--".into(),
     ];
     worker.extend(tiny_worker());
-    let p = Pipeline::start_with("cgroup-oom", &worker, true);
+    let mut p = Pipeline::start_with("cgroup-oom", &worker, true);
     let pid = p.worker_pid().expect("the supervised worker runs");
     let (group, v2) = group_of(pid, "memory");
     // Anonymous memory: what the kernel cannot reclaim (page cache it can, so it does not count).

@@ -6,10 +6,10 @@ mod support;
 
 use std::path::Path;
 use std::time::Duration;
-use support::{Daemon, FakeWorker, SPEECH};
+use support::{Daemon, FakeWorker, SPEECH, final_text};
 use v2m_shm_proto::client::Client;
 use v2m_shm_proto::platform::clock::monotonic_ns;
-use v2m_shm_proto::protocol::{Reply, RequestBody, Timings, WorkerMessage};
+use v2m_shm_proto::protocol::{Reply, RequestBody};
 use v2m_shm_proto::ring::{FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
 use v2m_tests::fifo_mic::{mono16k, sox_raw};
 use v2m_tests::signal::correlation;
@@ -45,20 +45,6 @@ fn session_frames(ring: &mut RingReader, first: u64, end: u64) -> Vec<Frame> {
     frames
 }
 
-fn final_text(session_id: u64) -> WorkerMessage {
-    WorkerMessage::Final(v2m_shm_proto::protocol::FinalText {
-        session_id,
-        text: "heard".into(),
-        worker: String::new(),
-        stop_to_final_ms: 0.0,
-        timings: Timings::default(),
-        capture_to_read: Default::default(),
-        speculative: false,
-        lost_frames: 0,
-        segments: Vec::new(),
-    })
-}
-
 #[test]
 fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
     let _wd = Watchdog::arm(Duration::from_secs(120), "dictation audio");
@@ -88,7 +74,7 @@ fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let stopped = started.elapsed();
-    w.send(final_text(session_id));
+    w.send(final_text(session_id, "heard"));
     assert!(matches!(
         stopper.join().unwrap().unwrap(),
         Reply::Stopped(_)
@@ -190,7 +176,7 @@ fn stop_keeps_every_sample_captured_before_it() {
     while w.ring.session(session_id).unwrap().is_open() {
         std::thread::sleep(Duration::from_millis(2));
     }
-    w.send(final_text(session_id));
+    w.send(final_text(session_id, "heard"));
     assert!(matches!(stop.join().unwrap().unwrap(), Reply::Stopped(_)));
 
     let rec = w.ring.session(session_id).unwrap();
@@ -271,7 +257,7 @@ fn transcribe_file_runs_a_wav_through_dsp_into_its_own_session() {
     eprintln!("correlation {best:.4} at {at}");
     assert!(best > 0.99, "file audio differs from the source: {best}");
     assert!(at < 160, "the file starts {at} samples into its session");
-    w.send(final_text(session_id));
+    w.send(final_text(session_id, "heard"));
     match asker.join().unwrap().unwrap() {
         Reply::Transcribed(f) => assert_eq!((f.session_id, f.text.as_str()), (session_id, "heard")),
         other => panic!("{other:?}"),

@@ -6,11 +6,11 @@ mod support;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
-use support::{Daemon, FakeWorker};
+use support::{Daemon, FakeWorker, final_text, provisional};
 use v2m_shm_proto::client::{Client, ClientError};
 use v2m_shm_proto::protocol::{
-    self, Assignment, DaemonMessage, DaemonState, ErrorKind, Event, FinalText, Hello, PeerMessage,
-    ProvisionalText, Reply, Request, RequestBody, Role, Timings, WorkerMessage,
+    self, Assignment, DaemonMessage, DaemonState, ErrorKind, Event, Hello, PeerMessage, Reply,
+    Request, RequestBody, Role,
 };
 use v2m_tests::watchdog::Watchdog;
 
@@ -22,30 +22,6 @@ fn refused(r: Result<Reply, ClientError>) -> ErrorKind {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-}
-
-fn final_text(session_id: u64, text: &str) -> WorkerMessage {
-    WorkerMessage::Final(FinalText {
-        session_id,
-        text: text.into(),
-        worker: String::new(),
-        stop_to_final_ms: 0.0,
-        timings: Timings::default(),
-        capture_to_read: Default::default(),
-        speculative: false,
-        lost_frames: 0,
-        segments: Vec::new(),
-    })
-}
-
-fn provisional(session_id: u64, text: &str) -> WorkerMessage {
-    WorkerMessage::Provisional(ProvisionalText {
-        session_id,
-        stable: text.into(),
-        tentative: String::new(),
-        worker: String::new(),
-        timings: Timings::default(),
-    })
 }
 
 /// Reads what the daemon says on a raw socket until it closes (or 5 s pass).

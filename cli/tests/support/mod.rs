@@ -77,6 +77,11 @@ impl Pipeline {
     /// With `worker` as the one supervised worker command; `log`: v2m-rt's stderr goes to
     /// `<dir>/v2m-rt.log` (see [`Pipeline::log_text`]).
     pub fn start_with(name: &str, worker: &[String], log: bool) -> Pipeline {
+        Pipeline::start_configured(name, worker, log, "stop_timeout_ms = 60000")
+    }
+
+    /// As [`Pipeline::start_with`], `rt` being the lines of the config's `[rt]` table.
+    pub fn start_configured(name: &str, worker: &[String], log: bool, rt: &str) -> Pipeline {
         model_check();
         let dir = std::env::temp_dir().join(format!("v2m-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -88,7 +93,7 @@ impl Pipeline {
         std::fs::write(
             &config,
             format!(
-                "[rt]\nstop_timeout_ms = 60000\n[[workers]]\nname = \"tiny\"\ncommand = [{}]\n",
+                "[rt]\n{rt}\n[[workers]]\nname = \"tiny\"\ncommand = [{}]\n",
                 command.join(", ")
             ),
         )
@@ -105,7 +110,7 @@ impl Pipeline {
             cmd.stderr(std::fs::File::create(path).unwrap());
         }
         let daemon = cmd.spawn().unwrap();
-        let p = Pipeline {
+        let mut p = Pipeline {
             daemon,
             socket,
             dir,
@@ -118,13 +123,16 @@ impl Pipeline {
     }
 
     /// Waits until a worker that owns finals is connected.
-    pub fn wait_for_worker(&self, limit: Duration) {
+    pub fn wait_for_worker(&mut self, limit: Duration) {
         let since = Instant::now();
         while !self
             .cli(&["status"])
             .stdout_str()
             .contains("connected, owns finals")
         {
+            if let Ok(Some(status)) = self.daemon.try_wait() {
+                panic!("v2m-rt exited ({status}){}", self.log_text());
+            }
             assert!(
                 since.elapsed() < limit,
                 "no worker connected within {limit:?}{}",

@@ -8,8 +8,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::client::Client;
 use v2m_shm_proto::protocol::{
-    self, Assignment, DaemonMessage, Hello, PeerMessage, Reply, RequestBody, Role, StatusReport,
-    WorkerIdentity, WorkerMessage,
+    self, Assignment, DaemonMessage, FinalText, Hello, PeerMessage, ProvisionalText, Reply,
+    RequestBody, Role, StatusReport, Timings, WorkerIdentity, WorkerMessage,
 };
 use v2m_shm_proto::ring::{RingFds, RingReader};
 use v2m_tests::fifo_mic::{self, FifoMic};
@@ -23,6 +23,42 @@ pub fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A worker's final text for `session_id`.
+pub fn final_text(session_id: u64, text: &str) -> WorkerMessage {
+    WorkerMessage::Final(FinalText {
+        session_id,
+        text: text.into(),
+        worker: String::new(),
+        stop_to_final_ms: 0.0,
+        timings: Timings::default(),
+        capture_to_read: Default::default(),
+        speculative: false,
+        lost_frames: 0,
+        segments: Vec::new(),
+    })
+}
+
+/// A worker's provisional text for `session_id` (all of it stable).
+pub fn provisional(session_id: u64, text: &str) -> WorkerMessage {
+    WorkerMessage::Provisional(ProvisionalText {
+        session_id,
+        stable: text.into(),
+        tentative: String::new(),
+        worker: String::new(),
+        timings: Timings::default(),
+    })
+}
+
+/// Resident memory of process `pid`, MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// A running v2m-rt.
@@ -48,11 +84,41 @@ impl Daemon {
         config: Option<&str>,
         prepare: impl FnOnce(&Path, &Path),
     ) -> Daemon {
+        Self::launch(name, &[], device, args, config, prepare)
+    }
+
+    /// v2m-rt on the FIFO microphone run through `wrapper` (a command that execs the rest
+    /// of its arguments, such as `prlimit --nofile=1024 --`).
+    pub fn start_wrapped(
+        name: &str,
+        wrapper: &[&str],
+        args: &[&str],
+        config: Option<&str>,
+    ) -> Daemon {
+        Self::launch(name, wrapper, fifo_mic::DEVICE, args, config, |_, _| {})
+    }
+
+    fn launch(
+        name: &str,
+        wrapper: &[&str],
+        device: &str,
+        args: &[&str],
+        config: Option<&str>,
+        prepare: impl FnOnce(&Path, &Path),
+    ) -> Daemon {
         let dir = scratch(name);
         let mic = FifoMic::new(&dir);
         prepare(&dir, mic.xdg_config_home());
         let socket = dir.join("control.sock");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_v2m-rt"));
+        let rt = env!("CARGO_BIN_EXE_v2m-rt");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(rt);
+                c
+            }
+            None => Command::new(rt),
+        };
         cmd.args(["--device", device, "--socket"])
             .arg(&socket)
             .args(args)
@@ -76,6 +142,7 @@ impl Daemon {
     }
 
     fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("v2m-rt exited at start: {status}");
@@ -83,6 +150,7 @@ impl Daemon {
             if UnixStream::connect(&self.socket).is_ok() {
                 return;
             }
+            assert!(Instant::now() < deadline, "v2m-rt not listening after 60 s");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -101,9 +169,10 @@ impl Daemon {
     /// Waits until the ring has `frames` more frames than now.
     pub fn wait_frames(&self, frames: u64) {
         let from = self.status().ring.frames_written;
-        while self.status().ring.frames_written < from + frames {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let within = Duration::from_millis(frames * 20) + Duration::from_secs(30);
+        self.wait_status(within, "ring frames", |s| {
+            s.ring.frames_written >= from + frames
+        });
     }
 
     /// Polls status until `ok` holds; fails naming `what` after `within`.

@@ -10,6 +10,7 @@ use v2m_cli::exit;
 use v2m_cli::listen::Renderer;
 use v2m_shm_proto::client::{Client, ClientError};
 use v2m_shm_proto::protocol::{Event, FinalText, Reply, RequestBody};
+use v2m_text::progress::FileProgress;
 use v2m_text::transcript::{self, Format};
 
 /// Local voice dictation: control the v2m-rt daemon.
@@ -373,9 +374,10 @@ fn transcribe(
     }
     let terminal = !json && std::io::stderr().is_terminal();
     let mut code = exit::OK;
-    for file in files {
+    let outputs = transcript::output_paths(output, files, format);
+    for (file, out) in files.iter().zip(outputs) {
         let path = absolute(file).display().to_string();
-        let began = std::time::Instant::now();
+        let bar = FileProgress::new(&file.display().to_string(), terminal);
         let show = |e: &Event| {
             let Event::Progress {
                 done_s, total_s, ..
@@ -389,20 +391,14 @@ fn transcribe(
                     "{}",
                     serde_json::json!({"file": path, "progress": fraction, "done_s": done_s})
                 );
-            } else if terminal {
-                eprint!(
-                    "\r\x1b[K{}: {}",
-                    file.display(),
-                    transcript::progress_line(*done_s, *total_s, began.elapsed().as_secs_f64())
-                );
+            } else {
+                bar.update(*done_s, *total_s);
             }
         };
         let reply = Client::connect(socket).and_then(|mut c| {
             c.request_with_events(RequestBody::TranscribeFile { path: path.clone() }, show)
         });
-        if terminal {
-            eprint!("\r\x1b[K");
-        }
+        bar.finish();
         let f = match reply {
             Ok(Reply::Transcribed(f)) => f,
             Ok(other) => {
@@ -426,7 +422,7 @@ fn transcribe(
             );
         } else {
             let rendered = transcript::render(format, &f.text, &f.segments, Some(&path));
-            match transcript::output_path(output, file, many, format) {
+            match out {
                 Some(out) => {
                     if let Err(e) = std::fs::write(&out, rendered) {
                         code = fail(json, exit::ERROR, &format!("{}: {e}", out.display()));

@@ -47,6 +47,7 @@ fn speech_span(wav: &Path) -> (f64, f64) {
 fn joined(dir: &Path) -> (PathBuf, String, Vec<(f64, f64)>) {
     let silence = dir.join("gap.wav");
     run(Command::new("sox")
+        .arg("-D")
         .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
         .arg(&silence)
         .args(["trim", "0", &GAP_S.to_string()]));
@@ -63,7 +64,7 @@ fn joined(dir: &Path) -> (PathBuf, String, Vec<(f64, f64)>) {
     }
     parts.pop();
     let out = dir.join("joined.wav");
-    run(Command::new("sox").args(&parts).arg(&out));
+    run(Command::new("sox").arg("-D").args(&parts).arg(&out));
     (out, text.join(" "), spans)
 }
 
@@ -198,6 +199,90 @@ fn every_format_gives_the_wav_text_and_subtitles_follow_the_speech() {
     );
 }
 
+/// The five librivox recordings twelve times over, each round at another tempo (sox `tempo`,
+/// pitch kept), 0.5 s apart: about 5.5 minutes of real speech; and its reference text.
+fn five_minutes(dir: &Path) -> (PathBuf, String) {
+    let ids = ["0870", "0880", "0890", "0920", "0930"];
+    let silence = dir.join("half.wav");
+    run(Command::new("sox")
+        .arg("-D")
+        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&silence)
+        .args(["trim", "0", "0.5"]));
+    let (mut parts, mut text) = (Vec::new(), Vec::new());
+    let tempos = [
+        1.0, 0.9, 1.1, 0.95, 1.05, 0.92, 1.08, 0.97, 1.03, 0.94, 1.06, 1.0,
+    ];
+    for (round, tempo) in tempos.iter().enumerate() {
+        for id in ids {
+            let (wav, reference) = recording(id);
+            let part = dir.join(format!("part-{round}-{id}.wav"));
+            run(Command::new("sox")
+                .arg("-D")
+                .arg(&wav)
+                .args(["-r", "16000", "-c", "1", "-b", "16"])
+                .arg(&part)
+                .args(["tempo", &tempo.to_string()]));
+            parts.push(part);
+            parts.push(silence.clone());
+            text.push(reference);
+        }
+    }
+    let out = dir.join("five-minutes.wav");
+    run(Command::new("sox").arg("-D").args(&parts).arg(&out));
+    (out, text.join(" "))
+}
+
+#[test]
+fn a_five_minute_file_gives_the_same_text_in_lossy_formats_and_well_formed_subtitles() {
+    let _wd = Watchdog::arm(Duration::from_secs(900), "files: five minutes");
+    let p = Pipeline::start_with("five", &tiny_worker(), true);
+    let (wav, reference) = five_minutes(&p.dir);
+    let length_s = v2m_audio::decode::read_mono_16k(&wav).unwrap().len() as f64 / 16_000.0;
+    assert!(length_s >= 300.0, "{length_s} s");
+    // The WAV as subtitles: strict cues, in order, inside the audio; their text is the text.
+    let srt = ok(p.cli(&["transcribe", "-f", "srt", wav.to_str().unwrap()]));
+    let c = cues(&format!("{srt}\n\n"), true);
+    assert!(c.len() >= 20, "{} cues for {length_s:.0} s", c.len());
+    let last = c.last().unwrap().1;
+    assert!(
+        last <= length_s + 0.05,
+        "a cue ends at {last} s, after the audio"
+    );
+    let wav_text: Vec<&str> = c.iter().map(|cue| cue.2.as_str()).collect();
+    let wav_wer = corpus_wer_of(&reference, &wav_text.join(" "));
+    assert!(wav_wer < 0.15, "the WAV: WER {wav_wer}");
+    // Lossy encodings: within one point of the WAV.
+    for (name, codec) in [
+        ("five.mp3", ["-c:a", "libmp3lame", "-b:a", "128k"]),
+        ("five.opus", ["-c:a", "libopus", "-b:a", "64k"]),
+    ] {
+        let out = p.dir.join(name);
+        run(Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+            .arg(&wav)
+            .args(codec)
+            .arg(&out));
+        let text = ok(p.cli(&["transcribe", out.to_str().unwrap()]));
+        let w = corpus_wer_of(&reference, &text);
+        eprintln!(
+            "{name}: WER {:.1}% (WAV {:.1}%)",
+            w * 100.0,
+            wav_wer * 100.0
+        );
+        assert!(
+            w <= wav_wer + 0.01 + 1e-9,
+            "{name}: WER {w} against the WAV's {wav_wer}{}",
+            p.log_text()
+        );
+    }
+}
+
+/// WER without printing both texts (they are long).
+fn corpus_wer_of(reference: &str, hypothesis: &str) -> f64 {
+    v2m_worker::eval::corpus_wer([(reference, hypothesis)])
+}
+
 #[test]
 fn bad_files_are_refused_a_cancelled_file_stops_and_the_daemon_goes_on() {
     let _wd = Watchdog::arm(Duration::from_secs(600), "files: bad and cancelled");
@@ -247,6 +332,7 @@ fn bad_files_are_refused_a_cancelled_file_stops_and_the_daemon_goes_on() {
     // Silence: no speech (exit 4).
     let silent = dir.join("silent.flac");
     run(Command::new("sox")
+        .arg("-D")
         .args(["-n", "-r", "44100", "-c", "2"])
         .arg(&silent)
         .args(["trim", "0", "4"]));
@@ -259,7 +345,7 @@ fn bad_files_are_refused_a_cancelled_file_stops_and_the_daemon_goes_on() {
     for _ in 0..17 {
         parts.push(wav.clone());
     }
-    run(Command::new("sox").args(&parts).arg(&long));
+    run(Command::new("sox").arg("-D").args(&parts).arg(&long));
     let mut client = p.cli_spawn(&["--json", "transcribe", long.to_str().unwrap()]);
     let mut lines = std::io::BufReader::new(client.stdout.take().unwrap()).lines();
     let progress = lines.next().expect("a progress line").unwrap();

@@ -100,7 +100,11 @@ fn long_dictation(dir: &Path) -> PathBuf {
         .iter()
         .map(|id| recording(id).0)
         .collect();
-    let made = Command::new("sox").args(&parts).arg(&out).status();
+    let made = Command::new("sox")
+        .arg("-D")
+        .args(&parts)
+        .arg(&out)
+        .status();
     assert!(made.expect("sox: run scripts/setup.sh").success());
     out
 }

@@ -221,6 +221,7 @@ fn transcribe_file_runs_a_wav_through_dsp_into_its_own_session() {
     // 44.1 kHz stereo: the general resampling path.
     let wav = d.dir.join("speech44.wav");
     let ok = std::process::Command::new("sox")
+        .arg("-D")
         .args([SPEECH, "-r", "44100", "-c", "2"])
         .arg(&wav)
         .status()

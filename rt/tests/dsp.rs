@@ -63,6 +63,7 @@ fn padded_speech(pad_s: f32) -> (PathBuf, Vec<f32>) {
 fn sox(src: &Path, rate: u32, channels: u16) -> PathBuf {
     let out = scratch().join(format!("{rate}-{channels}.wav"));
     let status = Command::new("sox")
+        .arg("-D")
         .arg(src)
         .args([
             "-r",

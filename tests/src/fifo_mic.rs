@@ -212,9 +212,11 @@ impl Drop for FifoMic {
 }
 
 /// Runs sox on `src` and returns its output as raw S16_LE: `args_out` describe the output
-/// (rate, channels), `effects` follow it (e.g. `pad 1 1`).
+/// (rate, channels), `effects` follow it (e.g. `pad 1 1`). Without dither (`-D`), as every sox
+/// call in the tests: sox's dither is random noise, so a fixture would differ from run to run.
 pub fn sox_raw(src: &Path, args_out: &[&str], effects: &[&str]) -> Vec<u8> {
     let out = Command::new("sox")
+        .arg("-D")
         .arg(src)
         .args(["-t", "raw", "-e", "signed", "-b", "16"])
         .args(args_out)

@@ -44,20 +44,55 @@ impl Format {
     }
 }
 
-/// Where one input's transcript goes: standard output (`None`), the file named, or, with
-/// several inputs, `NAME.<format>` in the folder named.
-pub fn output_path(
+/// Where each input's transcript goes: standard output (`None`) without `output`; the file
+/// named for one input; with several, `STEM.<format>` each in the folder named. Inputs that
+/// would share a name keep their extension (`talk.mp3.srt`, `talk.wav.srt`), and any still
+/// alike (the same name in two folders) are numbered (`talk.mp3-2.srt`), so no transcript
+/// overwrites another.
+pub fn output_paths(
     output: Option<&Path>,
-    input: &Path,
-    many: bool,
+    inputs: &[PathBuf],
     format: Format,
-) -> Option<PathBuf> {
-    let out = output?;
-    if !many {
-        return Some(out.to_owned());
+) -> Vec<Option<PathBuf>> {
+    let Some(out) = output else {
+        return vec![None; inputs.len()];
+    };
+    if inputs.len() == 1 {
+        return vec![Some(out.to_owned())];
     }
-    let stem = input.file_stem().unwrap_or(input.as_os_str());
-    Some(out.join(stem).with_extension(format.extension()))
+    let stem = |p: &PathBuf| {
+        p.file_stem()
+            .unwrap_or(p.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let full = |p: &PathBuf| {
+        p.file_name()
+            .unwrap_or(p.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|p| {
+            let shared = inputs.iter().filter(|q| stem(q) == stem(p)).count() > 1;
+            if shared { full(p) } else { stem(p) }
+        })
+        .collect();
+    let mut taken: Vec<String> = Vec::new();
+    names
+        .iter()
+        .map(|name| {
+            let mut candidate = name.clone();
+            let mut n = 1;
+            while taken.contains(&candidate) {
+                n += 1;
+                candidate = format!("{name}-{n}");
+            }
+            taken.push(candidate.clone());
+            Some(out.join(format!("{candidate}.{}", format.extension())))
+        })
+        .collect()
 }
 
 /// A one-line progress report for a terminal: `42% 12 s of 29 s in 3 s (4.0× real time)`,
@@ -203,17 +238,36 @@ mod tests {
     }
 
     #[test]
-    fn outputs_go_to_the_file_or_one_per_input_in_the_folder() {
-        let (a, dir) = (Path::new("/x/talk.m4a"), Path::new("/out"));
-        assert_eq!(output_path(None, a, true, Format::Srt), None);
+    fn outputs_go_to_the_file_or_one_per_input_in_the_folder_never_two_to_one() {
+        let p = |s: &str| PathBuf::from(s);
+        let one = [p("/x/talk.m4a")];
+        assert_eq!(output_paths(None, &one, Format::Srt), vec![None]);
         assert_eq!(
-            output_path(Some(Path::new("/o.txt")), a, false, Format::Srt).unwrap(),
-            Path::new("/o.txt")
+            output_paths(Some(Path::new("/o.txt")), &one, Format::Srt),
+            vec![Some(p("/o.txt"))]
         );
+        let dir = Some(Path::new("/out"));
+        let inputs = [
+            p("/x/talk.m4a"),
+            p("/x/notes.final.mp3"),
+            p("/x/talk.wav"),
+            p("/y/talk.wav"),
+            p("/x/other"),
+        ];
         assert_eq!(
-            output_path(Some(dir), a, true, Format::Srt).unwrap(),
-            Path::new("/out/talk.srt")
+            output_paths(dir, &inputs, Format::Srt),
+            vec![
+                Some(p("/out/talk.m4a.srt")),
+                Some(p("/out/notes.final.srt")),
+                Some(p("/out/talk.wav.srt")),
+                Some(p("/out/talk.wav-2.srt")),
+                Some(p("/out/other.srt")),
+            ]
         );
+    }
+
+    #[test]
+    fn progress_lines_say_how_far_and_how_fast() {
         assert_eq!(
             progress_line(12.0, Some(24.0), 3.0),
             " 50% 12 s of 24 s in 3 s (4.0× real time)"

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use v2m_text::progress::FileProgress;
 use v2m_text::transcript::{self, Format};
 use v2m_worker::WorkerError;
 use v2m_worker::config::{self, WorkerConfig};
@@ -216,25 +217,19 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                 ..StreamPolicy::default()
             };
             let terminal = std::io::stderr().is_terminal();
-            for path in files {
+            let outputs = transcript::output_paths(output.as_deref(), &files, format);
+            for (path, out) in files.into_iter().zip(outputs) {
                 if whole {
                     let audio = v2m_worker::audio::read_audio(&path)?;
                     print_whole(&mut t, &path, &audio, report)?;
                     continue;
                 }
                 let wall = std::time::Instant::now();
-                let mut show = |done: f64, total: Option<f64>| {
-                    if terminal {
-                        eprint!(
-                            "\r\x1b[K{}",
-                            transcript::progress_line(done, total, wall.elapsed().as_secs_f64())
-                        );
-                    }
-                };
-                let r = transcribe_file(&mut t, &path, vad, policy, &mut show)?;
-                if terminal {
-                    eprint!("\r\x1b[K");
-                }
+                let bar = FileProgress::new(&path.display().to_string(), terminal);
+                let mut show = |done: f64, total: Option<f64>| bar.update(done, total);
+                let r = transcribe_file(&mut t, &path, vad, policy, &mut show);
+                bar.finish();
+                let r = r?;
                 if report {
                     print_report(&t, &path, &r, wall.elapsed().as_secs_f64());
                     continue;
@@ -242,7 +237,7 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                 let name = path.display().to_string();
                 let rendered =
                     transcript::render(format, &r.text, &r.text_segments(0), Some(&name));
-                match transcript::output_path(output.as_deref(), &path, many, format) {
+                match out {
                     Some(out) => std::fs::write(&out, rendered).map_err(|e| WorkerError::Io {
                         path: out.clone(),
                         source: e,

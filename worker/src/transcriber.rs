@@ -1,6 +1,9 @@
 //! One pass of Whisper over up to 30 s of audio: mel, encoder, greedy decoding, text.
 
 use crate::decode::greedy::{DecodeRequest, Decoded, GreedyDecoder, Mode, StepModel};
+use crate::decode::quality::{
+    LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, compression_ratio, needs_fallback,
+};
 use crate::decode::repetition::collapse_repeats;
 use crate::decode::timestamps::TimedSegment;
 use crate::error::WorkerError;
@@ -31,6 +34,16 @@ pub fn no_speech_score(decoded: &Decoded) -> f32 {
 /// Whether a decode is judged silence.
 pub fn is_silence(decoded: &Decoded) -> bool {
     no_speech_score(decoded) >= NO_SPEECH_SCORE
+}
+
+/// Text tokens a decode needs before Whisper's own no-speech rule may judge it (see
+/// [`DecodeRequest::speech_heard`]).
+pub const SPEECH_TEXT_TOKENS: usize = 10;
+
+/// Whether a decode is silence by Whisper's own rule (no-speech probability above 0.6 and
+/// mean log-probability below −1): for audio the VAD heard speech in.
+pub fn is_whisper_silence(decoded: &Decoded) -> bool {
+    decoded.no_speech_prob > NO_SPEECH_THRESHOLD && decoded.avg_logprob < LOGPROB_THRESHOLD
 }
 
 /// How long each part of a pass took.
@@ -146,6 +159,11 @@ impl Transcriber {
         &self.tokenizer
     }
 
+    /// The first timestamp token (`<|0.00|>`); `<|t|>` is it plus `t / 0.02 s`.
+    pub fn timestamp_begin(&self) -> u32 {
+        self.decoder.timestamp_begin()
+    }
+
     /// The log-mel this transcriber feeds its encoder for `audio`.
     pub fn mel(&self, audio: &[f32]) -> Vec<f32> {
         self.mel.compute(audio)
@@ -187,21 +205,73 @@ impl Transcriber {
             cross: &cross,
             ms: Vec::new(),
         };
-        let decoded = self.decoder.decode(&mut step, req)?;
+        let mut decoded = self.decoder.decode(&mut step, req)?;
+        let begin = self.decoder.timestamp_begin();
+        let judge = |d: &Decoded| {
+            // Whisper's own rule only for real text over audio the VAD heard speech in: what
+            // tiny.en writes over a tone the VAD takes for speech is a word or two ("You").
+            if req.speech_heard && d.text_tokens(begin).len() >= SPEECH_TEXT_TOKENS {
+                is_whisper_silence(d)
+            } else {
+                is_silence(d)
+            }
+        };
+        let mut retried = false;
+        if !req.previous.is_empty() {
+            let raw = self
+                .tokenizer
+                .decode(&decoded.text_tokens(self.decoder.timestamp_begin()));
+            let silent = judge(&decoded);
+            // A prompt raises the no-speech probability of speech it did not predict (seen on
+            // synthetic voices): "silence" the model was sure of is checked without it.
+            let doubtful_silence = silent && decoded.avg_logprob >= LOGPROB_THRESHOLD;
+            let poor_text =
+                !silent && needs_fallback(raw.trim(), decoded.avg_logprob, decoded.no_speech_prob);
+            if doubtful_silence || poor_text {
+                // The same audio without the prompt.
+                step.restart()?;
+                let fresh = DecodeRequest {
+                    previous: &[],
+                    ..*req
+                };
+                let again = self.decoder.decode(&mut step, &fresh)?;
+                let text = self
+                    .tokenizer
+                    .decode(&again.text_tokens(self.decoder.timestamp_begin()));
+                log::debug!(
+                    "window decoded again without its prompt ({}; compression {:.2} -> {:.2}, logprob {:.2} -> {:.2})",
+                    if silent { "judged silent" } else { "poor text" },
+                    compression_ratio(raw.trim()),
+                    compression_ratio(text.trim()),
+                    decoded.avg_logprob,
+                    again.avg_logprob
+                );
+                // Doubtful silence: the unprompted judgement stands. Poor text: the better read.
+                if doubtful_silence
+                    || compression_ratio(text.trim()) <= compression_ratio(raw.trim())
+                    || again.avg_logprob > decoded.avg_logprob
+                {
+                    decoded = again;
+                }
+                retried = true;
+            }
+        }
         let timings = PassTimings {
             mel_ms: 0.0,
             encoder_ms,
             decoder_ms: step.ms.iter().sum(),
             decoder_first_ms: step.ms.first().copied().unwrap_or(0.0),
         };
-        let silent = is_silence(&decoded);
+        let silent = judge(&decoded);
         let (text, tokens, segments, looped) = if silent {
             (String::new(), Vec::new(), Vec::new(), false)
         } else {
             let tokens = decoded.text_tokens(self.decoder.timestamp_begin());
             let raw = self.tokenizer.decode(&tokens);
             let text = collapse_repeats(raw.trim());
-            let looped = text.split_whitespace().count() != raw.split_whitespace().count();
+            // A retried window leaves no prompt either: the next starts afresh.
+            let looped =
+                retried || text.split_whitespace().count() != raw.split_whitespace().count();
             let segments = match req.mode {
                 Mode::Timestamps => self.decoder.segments(&decoded).segments,
                 Mode::Text { .. } => Vec::new(),

@@ -65,6 +65,7 @@ fn auto_detects_german_and_spanish() {
         assert!(status.success());
         let wav = dir.join(format!("{voice}.wav"));
         let status = Command::new("sox")
+            .arg("-D")
             .arg(&raw)
             .args(["-r", "16000", "-c", "1"])
             .arg(&wav)

@@ -42,11 +42,16 @@ pub enum Mode<'a> {
 /// What one decode is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeRequest<'a> {
-    /// Text tokens of what was said before (Whisper's previous-text prompt). The last
-    /// [`MAX_PREVIOUS`] are used; empty for none.
+    /// Tokens of what was said before (Whisper's previous-text prompt: text tokens, with their
+    /// timestamps when they were decoded with them). The last [`MAX_PREVIOUS`] are used; empty
+    /// for none.
     pub previous: &'a [u32],
     /// Text only, or with timestamps.
     pub mode: Mode<'a>,
+    /// The VAD heard seconds of speech in this audio: only Whisper's own no-speech rule (sure
+    /// of silence and unsure of the text) may then call it silence, not v2m's stricter one
+    /// for short dictations (see `crate::transcriber::NO_SPEECH_SCORE`).
+    pub speech_heard: bool,
 }
 
 impl DecodeRequest<'static> {
@@ -54,6 +59,7 @@ impl DecodeRequest<'static> {
     pub const PLAIN: DecodeRequest<'static> = DecodeRequest {
         previous: &[],
         mode: Mode::Text { prefix: &[] },
+        speech_heard: false,
     };
 }
 
@@ -489,6 +495,7 @@ mod tests {
         let req = DecodeRequest {
             previous: &previous,
             mode: Mode::Text { prefix: &[] },
+            speech_heard: false,
         };
         let d = policy().decode(&mut m, &req).unwrap();
         let first = &m.0[0];
@@ -509,6 +516,7 @@ mod tests {
         let req = DecodeRequest {
             previous: &[],
             mode: Mode::Text { prefix: &[40, 41] },
+            speech_heard: false,
         };
         let d = policy().decode(&mut m, &req).unwrap();
         assert_eq!(m.calls[0], vec![SOT, NOTS, 40, 41]);
@@ -601,6 +609,7 @@ mod tests {
         let req = DecodeRequest {
             previous: &[],
             mode: Mode::Timestamps,
+            speech_heard: false,
         };
         let mut p = policy();
         p.max_tokens = MAX_TOKENS;

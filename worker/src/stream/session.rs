@@ -34,6 +34,8 @@ pub trait PassModel {
     fn text(&self, tokens: &[u32]) -> String;
     /// Whether `token` begins a word (its text starts with a space).
     fn starts_word(&self, token: u32) -> bool;
+    /// The first timestamp token (`<|0.00|>`).
+    fn timestamp_begin(&self) -> u32;
 }
 
 impl PassModel for Transcriber {
@@ -48,6 +50,33 @@ impl PassModel for Transcriber {
     fn starts_word(&self, token: u32) -> bool {
         self.tokenizer().starts_word(token)
     }
+
+    fn timestamp_begin(&self) -> u32 {
+        Transcriber::timestamp_begin(self)
+    }
+}
+
+/// The tokens a committed window leaves in the next window's prompt: with timestamps when it
+/// was decoded with them, as faster-whisper does (a prompt of bare text makes the model drop
+/// timestamps in the windows after it), else its text tokens.
+fn prompt_tokens(
+    segments: &[TimedSegment],
+    text_tokens: &[u32],
+    model: &dyn PassModel,
+) -> Vec<u32> {
+    if segments.is_empty() {
+        return text_tokens.to_vec();
+    }
+    let ts = |unit: u32| model.timestamp_begin() + unit;
+    let mut out = Vec::new();
+    for s in segments {
+        out.push(ts(s.start));
+        out.extend_from_slice(&s.tokens);
+        if s.complete {
+            out.push(ts(s.end));
+        }
+    }
+    out
 }
 
 /// Streaming policy.
@@ -210,6 +239,15 @@ fn narrow_to_speech(speech: &[bool], window_start: u64, start: u64, end: u64) ->
     }
 }
 
+/// VAD speech frames (2 s) after which a window is speech unless Whisper itself says silence:
+/// v2m's stricter no-speech rule is for the noise and hums of short dictations, and would drop
+/// whole windows of real speech the model is a little unsure of.
+const SPEECH_HEARD_FRAMES: usize = 100;
+
+/// A decode that stopped this far (1 s) before the speech did covered only part of it; and a
+/// part shorter than this is not committed on its own (each step forward is at least 1 s).
+const MIN_DECODED_FRAMES: usize = 50;
+
 struct Speculative {
     window_start: u64,
     end: u64,
@@ -350,9 +388,11 @@ impl SessionStream {
     }
 
     fn request<'a>(&'a self, mode: Mode<'a>) -> DecodeRequest<'a> {
+        let speech = self.window.speech().iter().filter(|&&s| s).count();
         DecodeRequest {
             previous: &self.prompt,
             mode,
+            speech_heard: speech >= SPEECH_HEARD_FRAMES,
         }
     }
 
@@ -393,7 +433,12 @@ impl SessionStream {
             .filter_map(|s| {
                 let text = model.text(&s.tokens).trim().to_string();
                 let a = (start + s.start as u64).min(end);
-                let z = (start + s.end.max(s.start) as u64).min(end);
+                // A segment whose end timestamp never came runs to the end of the audio.
+                let z = if s.complete {
+                    (start + s.end.max(s.start) as u64).min(end)
+                } else {
+                    end
+                };
                 let (a, z) = narrow_to_speech(speech, window_start, a, z);
                 (!text.is_empty()).then_some(TimedText {
                     start_seq: a,
@@ -435,12 +480,15 @@ impl SessionStream {
                     &self.request(self.final_mode()),
                 )?,
             };
+            if let Some(update) = self.commit_decoded_part(&r, final_end, model) {
+                return Ok(update);
+            }
             let spans = self.spans(&r.segments, &r.text, model, start, final_end);
             let frame = (final_end - start) as usize;
             return Ok(self.commit_window(
                 frame,
                 r.text.clone(),
-                r.tokens.clone(),
+                prompt_tokens(&r.segments, &r.tokens, model),
                 spans,
                 r.timings,
                 &r,
@@ -461,7 +509,7 @@ impl SessionStream {
         ) {
             Cut::Segments { frame, segments } => {
                 let kept = &r.segments[..segments];
-                let tokens: Vec<u32> = kept.iter().flat_map(|s| s.tokens.clone()).collect();
+                let tokens = prompt_tokens(kept, &[], model);
                 let text = join(texts[..segments].iter().map(String::as_str));
                 let spans = self.spans(kept, &text, model, start, start + frame as u64);
                 (frame, text, tokens, spans, r)
@@ -471,15 +519,62 @@ impl SessionStream {
                 if !r.silent && self.window.has_speech_before(cut_seq) {
                     let mode = self.final_mode();
                     let p = model.pass(self.window.audio_until(cut_seq), &self.request(mode))?;
+                    if let Some(update) = self.commit_decoded_part(&p, cut_seq, model) {
+                        return Ok(update);
+                    }
                     add(&mut timings, &p.timings);
                     let spans = self.spans(&p.segments, &p.text, model, start, cut_seq);
-                    (frame, p.text.clone(), p.tokens.clone(), spans, p)
+                    let tokens = prompt_tokens(&p.segments, &p.tokens, model);
+                    (frame, p.text.clone(), tokens, spans, p)
                 } else {
                     (frame, String::new(), Vec::new(), Vec::new(), r)
                 }
             }
         };
         Ok(self.commit_window(frame, text, tokens, spans, timings, &last))
+    }
+
+    /// Where a timestamped decode of the window up to `until` stopped, when that is well before
+    /// the speech in it does (Whisper ended early, or ran out of tokens): the frame after its
+    /// last complete segment, and how many segments that keeps. faster-whisper seeks to that
+    /// timestamp and decodes the rest in the next window; so does v2m.
+    fn decoded_part(&self, r: &Transcript, until: u64) -> Option<(usize, usize)> {
+        if r.silent || r.segments.is_empty() {
+            return None;
+        }
+        let start = self.window.start_seq();
+        let kept = r.segments.iter().take_while(|s| s.complete).count();
+        let frame = r.segments[..kept].last().map_or(0, |s| s.end as usize);
+        let last_speech = self
+            .window
+            .speech()
+            .iter()
+            .take((until - start) as usize)
+            .rposition(|&s| s)?;
+        (frame >= MIN_DECODED_FRAMES && last_speech > frame + MIN_DECODED_FRAMES)
+            .then_some((frame, kept))
+    }
+
+    /// Commits the part of the window `r` decoded, if it decoded only part of its speech
+    /// (see [`Self::decoded_part`]); the rest stays in the window.
+    fn commit_decoded_part(
+        &mut self,
+        r: &Transcript,
+        until: u64,
+        model: &dyn PassModel,
+    ) -> Option<Update> {
+        let (frame, kept) = self.decoded_part(r, until)?;
+        let start = self.window.start_seq();
+        let segments = &r.segments[..kept];
+        let texts: Vec<String> = segments.iter().map(|s| model.text(&s.tokens)).collect();
+        let text = join(texts.iter().map(String::as_str));
+        let spans = self.spans(segments, &text, model, start, start + frame as u64);
+        let tokens = prompt_tokens(segments, &[], model);
+        log::debug!(
+            "the decode stopped at {:.2} s of a window whose speech goes on: the rest is decoded next",
+            frame as f32 * 0.02
+        );
+        Some(self.commit_window(frame, text, tokens, spans, r.timings, r))
     }
 
     /// Commits the window's first `frame` frames with their text; `last` is the pass that
@@ -685,6 +780,13 @@ impl SessionStream {
                 false,
             ),
         };
+        if let Some(r) = &result
+            && self.decoded_part(r, final_end).is_some()
+        {
+            // Part decoded: commit it and decode the rest.
+            self.commit_decoded_part(r, final_end, model);
+            return self.finish(end, model);
+        }
         if let Some(r) = result {
             let spans = self.spans(&r.segments, &r.text, model, start, final_end);
             self.record(

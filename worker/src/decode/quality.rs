@@ -1,0 +1,69 @@
+//! faster-whisper's check of a window's decode: text that compresses too well (a loop of
+//! sentences, which [`super::repetition`] cannot see past eight words) or that the model was
+//! unsure of is decoded again. faster-whisper retries at rising temperatures; v2m retries
+//! without the previous-text prompt (the usual cause: the prompt talked the model into
+//! repeating it), deterministically, and the session starts the next window afresh.
+
+use std::io::Write;
+
+/// faster-whisper's `compression_ratio_threshold`.
+pub const COMPRESSION_RATIO_THRESHOLD: f32 = 2.4;
+/// faster-whisper's `log_prob_threshold`.
+pub const LOGPROB_THRESHOLD: f32 = -1.0;
+/// faster-whisper's `no_speech_threshold`: unsure text over likely silence is not retried.
+pub const NO_SPEECH_THRESHOLD: f32 = 0.6;
+
+/// UTF-8 length over zlib-compressed length (Python's `zlib.compress`, level 6).
+pub fn compression_ratio(text: &str) -> f32 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    // Writing to a Vec cannot fail.
+    let compressed = z
+        .write_all(text.as_bytes())
+        .and_then(|_| z.finish())
+        .map(|v| v.len())
+        .unwrap_or(text.len());
+    text.len() as f32 / compressed.max(1) as f32
+}
+
+/// Whether a decode should be tried again (faster-whisper's `needs_fallback`).
+pub fn needs_fallback(text: &str, avg_logprob: f32, no_speech_prob: f32) -> bool {
+    let unsure = avg_logprob < LOGPROB_THRESHOLD;
+    if unsure && no_speech_prob > NO_SPEECH_THRESHOLD {
+        return false;
+    }
+    unsure || compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentence_loops_compress_too_well_and_speech_does_not() {
+        let speech = "And Mr. John Dashwood had then leisure to consider how much there might \
+                      be prudently in his power to do for them.";
+        assert!(
+            compression_ratio(speech) < 1.6,
+            "{}",
+            compression_ratio(speech)
+        );
+        let looped = "Had he married a more amiable woman. ".to_string()
+            + &"And he was a little bit more amiable than he was. ".repeat(6);
+        assert!(
+            compression_ratio(&looped) > 2.4,
+            "{}",
+            compression_ratio(&looped)
+        );
+        assert!(!needs_fallback(speech, -0.2, 0.1));
+        assert!(needs_fallback(&looped, -0.2, 0.1));
+        assert!(needs_fallback(speech, -1.3, 0.1), "unsure text");
+        assert!(
+            !needs_fallback(speech, -1.3, 0.9),
+            "unsure text over silence"
+        );
+        assert_eq!(compression_ratio(""), 0.0);
+    }
+}

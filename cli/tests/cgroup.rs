@@ -86,9 +86,7 @@ fn limited(args: &[&str], body: &str, dir: &Path) -> (Child, u32) {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("v2m-cgroup-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    v2m_tests::fixtures::scratch(&format!("cgroup-{name}"))
 }
 
 #[test]

@@ -17,6 +17,41 @@ use support::*;
 use v2m_tests::fifo_mic::FifoMic;
 use v2m_tests::watchdog::Watchdog;
 
+/// User + system CPU time of process `pid`, seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn an_idle_worker_sleeps_while_the_microphone_runs() {
+    let _wd = Watchdog::arm(Duration::from_secs(300), "hostile: idle worker");
+    let p = Pipeline::start("idle");
+    let pid = p.worker_pid().expect("the supervised worker runs");
+    // After a dictation (its threads have all run once), then idle.
+    let (wav, reference) = recording("0880");
+    ok(p.cli(&["start"]));
+    let (began, length) = play(&p, &wav);
+    std::thread::sleep((began + length).saturating_duration_since(Instant::now()));
+    assert!(close_enough(&reference, &ok(p.cli(&["stop"]))));
+    std::thread::sleep(Duration::from_millis(500));
+    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_seconds(pid) - cpu0;
+    let share = used / t0.elapsed().as_secs_f64();
+    // Following the ring and its heartbeat cost next to nothing; a thread spinning on the
+    // ring's wait would take a whole core.
+    assert!(
+        share < 0.25,
+        "the idle worker used {:.0}% of a core",
+        share * 100.0
+    );
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])

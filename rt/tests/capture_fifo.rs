@@ -15,8 +15,7 @@ use v2m_tests::fifo_mic::{self, FifoMic, mono16k, sox_raw};
 use v2m_tests::signal::correlation;
 use v2m_tests::watchdog::Watchdog;
 
-const SPEECH: &str =
-    "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
+use v2m_tests::fixtures::SPEECH;
 
 fn rms_frames(x: &[f32]) -> Vec<f32> {
     x.chunks(FRAME_SAMPLES)

@@ -13,8 +13,7 @@ fn allocs() -> u64 {
     allocs_on_this_thread()
 }
 
-const SPEECH: &str =
-    "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
+use v2m_tests::fixtures::SPEECH;
 
 fn read_wav(path: &Path) -> (Vec<f32>, u32, u16) {
     let mut r = hound::WavReader::open(path).unwrap_or_else(|e| {
@@ -32,9 +31,7 @@ fn read_wav(path: &Path) -> (Vec<f32>, u32, u16) {
 }
 
 fn scratch() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("v2m-rt-dsp-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    v2m_tests::fixtures::scratch("rt-dsp")
 }
 
 /// The 16 kHz speech with `pad_s` of silence on each side, as a WAV, and its samples.

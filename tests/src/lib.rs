@@ -3,6 +3,7 @@
 
 pub mod alloc_counter;
 pub mod fifo_mic;
+pub mod fixtures;
 pub mod latency;
 pub mod pattern;
 pub mod process;

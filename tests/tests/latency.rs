@@ -4,19 +4,14 @@
 //! Needs the model (scripts/setup-model.sh tiny.en) and the workspace's binaries built
 //! (`cargo nextest run --workspace` builds them).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use v2m_tests::latency::measure::Measurement;
 use v2m_tests::watchdog::Watchdog;
 
-const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("v2m-latency-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    v2m_tests::fixtures::scratch(&format!("latency-{name}"))
 }
 
 fn latency() -> Command {
@@ -48,8 +43,8 @@ fn a_folder_of_recordings_is_measured_end_to_end() {
     v2m_tests::require_model("tiny.en");
     // A set as a user brings one: WAV files with NAME.txt transcripts.
     let set = scratch("set");
-    let wav = format!("{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-0870.wav");
-    std::fs::copy(&wav, set.join("dashwood.wav")).expect("pocketsphinx-testdata: scripts/setup.sh");
+    let wav = v2m_tests::fixtures::SPEECH;
+    std::fs::copy(wav, set.join("dashwood.wav")).expect("pocketsphinx-testdata: scripts/setup.sh");
     std::fs::write(
         set.join("dashwood.txt"),
         "and mister john dashwood had then leisure to consider how much there might be \
@@ -165,7 +160,7 @@ fn a_folder_of_recordings_is_measured_end_to_end() {
 #[test]
 fn a_recording_without_a_transcript_is_refused_by_name() {
     let set = scratch("bad");
-    let wav = Path::new(LIBRIVOX).join("sense_and_sensibility_01_austen_64kb-0880.wav");
+    let wav = v2m_tests::fixtures::librivox("0880");
     std::fs::copy(wav, set.join("lonely.wav")).unwrap();
     let out = latency()
         .args(["measure", "--set"])

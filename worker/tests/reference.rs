@@ -8,6 +8,7 @@ use v2m_worker::audio::read_audio;
 use v2m_worker::decode::greedy::DecodeRequest;
 use v2m_worker::eval::corpus_wer;
 use v2m_worker::features::mel::{MelSpectrogram, N_FRAMES};
+use v2m_worker::model::files::Variant;
 use v2m_worker::offline::transcribe_recording;
 use v2m_worker::stream::session::StreamPolicy;
 
@@ -245,6 +246,32 @@ fn the_binary_reports_missing_models_and_bad_files_clearly() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("choose fp32 or int8"));
+
+    // A model whose decoder is not one (the encoder copied over it): refused at load,
+    // naming the file and what it lacks, not a panic at the first pass.
+    let installed = v2m_worker::model::files::ModelFiles::locate("tiny.en", Variant::Int8)
+        .expect("tiny.en: run scripts/setup-model.sh tiny.en");
+    let broken = dir.join("broken-model");
+    std::fs::create_dir_all(&broken).unwrap();
+    for entry in std::fs::read_dir(installed.encoder().parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), broken.join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(installed.encoder(), broken.join("decoder.int8.onnx")).unwrap();
+    let out = Command::new(bin)
+        .arg("transcribe")
+        .arg("--model")
+        .arg(&broken)
+        .args(["--ep", "cpu"])
+        .arg(&support::corpus()[0].0)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("decoder.int8.onnx") && err.contains("no input named tokens"),
+        "{err}"
+    );
 
     // The config file: unknown keys are named; the library path comes from it; flags win.
     let cfg = dir.join("config.toml");

@@ -9,27 +9,11 @@ use v2m_tests::fifo_mic::{self, FifoMic, mic_pcm};
 use v2m_tests::process::wait_or_kill;
 use v2m_worker::eval::corpus_wer;
 
-const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
-
 pub fn recording(id: &str) -> (PathBuf, String) {
-    let wav = PathBuf::from(format!(
-        "{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-{id}.wav"
-    ));
-    let all = std::fs::read_to_string(format!("{LIBRIVOX}/transcription"))
-        .expect("pocketsphinx-testdata missing: run scripts/setup.sh");
-    let line = all
-        .lines()
-        .find(|l| l.contains(&format!("-{id})")))
-        .unwrap();
-    let text = line
-        .replace("<s>", "")
-        .replace("</s>", "")
-        .split(" (")
-        .next()
-        .unwrap()
-        .trim()
-        .to_string();
-    (wav, text)
+    (
+        v2m_tests::fixtures::librivox(id),
+        v2m_tests::fixtures::librivox_transcript(id),
+    )
 }
 
 pub fn bin(name: &str) -> PathBuf {

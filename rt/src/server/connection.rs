@@ -254,13 +254,14 @@ fn read_loop(conn: Conn, core: Sender<Input>) {
                 break format!("no hello within {:?}", opened.elapsed());
             }
             Err(e) => {
-                let (kind, fatal) = match &e {
-                    FrameError::TooLarge { .. } => (Some(ErrorKind::TooLarge), true),
+                let kind = match &e {
+                    FrameError::TooLarge { .. } => Some(ErrorKind::TooLarge),
                     FrameError::Malformed(_) | FrameError::TrailingBytes(_) => {
-                        (Some(ErrorKind::Malformed), false)
+                        Some(ErrorKind::Malformed)
                     }
-                    _ => (None, true),
+                    _ => None,
                 };
+                let fatal = !e.is_recoverable();
                 if let Some(kind) = kind {
                     let _ = conn.send(&error(0, kind, e.to_string()));
                 }

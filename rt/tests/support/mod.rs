@@ -14,16 +14,8 @@ use v2m_shm_proto::protocol::{
 use v2m_shm_proto::ring::{RingFds, RingReader};
 use v2m_tests::fifo_mic::{self, FifoMic};
 
-pub const SPEECH: &str =
-    "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
-
-/// A scratch directory for one test.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("v2m-rt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+#[allow(unused_imports)] // each test binary uses its own part
+pub use v2m_tests::fixtures::{SPEECH, scratch};
 
 /// A worker's final text for `session_id`.
 pub fn final_text(session_id: u64, text: &str) -> WorkerMessage {

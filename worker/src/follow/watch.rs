@@ -133,6 +133,9 @@ pub fn spawn_watcher(mut ring: RingReader, watch: Watch) {
                     *w = None;
                 }
             }
+            // Wait for frames after the newest: the cursor only moves while a pass is watched,
+            // and waiting from a cursor left behind would return at once, again and again.
+            ring.seek(ring.write_seq());
             ring.wait(Duration::from_millis(100));
         }
     });

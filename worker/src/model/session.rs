@@ -56,6 +56,44 @@ impl Canceller {
     }
 }
 
+/// The converter's interface (scripts/whisper_ct2_to_onnx.py): what each file takes and gives.
+const ENCODER_INPUTS: &[&str] = &["mel"];
+const ENCODER_OUTPUTS: &[&str] = &["cross_k", "cross_v"];
+const DECODER_INPUTS: &[&str] = &["tokens", "self_k", "self_v", "cross_k", "cross_v"];
+const DECODER_OUTPUTS: &[&str] = &["logits", "new_self_k", "new_self_v"];
+
+/// A file loaded as `session` must have these inputs and outputs: one that does not (another
+/// converter's export, the encoder copied over the decoder) is refused at load, naming the
+/// file and what it lacks, rather than failing at the first pass.
+fn check_interface(
+    session: &Session,
+    path: &std::path::Path,
+    inputs: &[&str],
+    outputs: &[&str],
+) -> Result<(), WorkerError> {
+    let names = |outlets: &[ort::value::Outlet]| -> Vec<String> {
+        outlets.iter().map(|o| o.name().to_string()).collect()
+    };
+    let (have_in, have_out) = (names(session.inputs()), names(session.outputs()));
+    for (kind, wanted, have) in [("input", inputs, &have_in), ("output", outputs, &have_out)] {
+        if let Some(missing) = wanted.iter().find(|w| !have.iter().any(|h| h == *w)) {
+            return Err(WorkerError::BadModel {
+                path: path.to_owned(),
+                reason: format!(
+                    "no {kind} named {missing} (it has {}): not a v2m Whisper {} (run scripts/setup-model.sh)",
+                    have.join(", "),
+                    if outputs == DECODER_OUTPUTS {
+                        "decoder"
+                    } else {
+                        "encoder"
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Loaded encoder + decoder.
 pub struct WhisperSessions {
     encoder: Session,
@@ -84,7 +122,9 @@ impl WhisperSessions {
             Ok((session, decision))
         };
         let (encoder, ep) = load(files.encoder())?;
+        check_interface(&encoder, &files.encoder(), ENCODER_INPUTS, ENCODER_OUTPUTS)?;
         let (decoder, _) = load(files.decoder())?;
+        check_interface(&decoder, &files.decoder(), DECODER_INPUTS, DECODER_OUTPUTS)?;
         Ok(WhisperSessions {
             encoder,
             decoder,
@@ -158,9 +198,10 @@ impl WhisperSessions {
                 &c.options,
             )
             .map_err(|e| c.check(e))?;
-        let (_, logits) = out["logits"].try_extract_tensor::<f32>()?;
-        let logits = logits.to_vec();
         let missing = || WorkerError::Inference("decoder output missing".into());
+        let logits = out.remove("logits").ok_or_else(missing)?;
+        let (_, logits) = logits.try_extract_tensor::<f32>()?;
+        let logits = logits.to_vec();
         cache.k = out.remove("new_self_k").ok_or_else(missing)?;
         cache.v = out.remove("new_self_v").ok_or_else(missing)?;
         Ok(logits)

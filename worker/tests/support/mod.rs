@@ -115,7 +115,7 @@ pub fn reference_tokens_variant(model: &str, variant: &str, files: &[PathBuf]) -
         .collect()
 }
 
-const DATA: &str = "/usr/share/pocketsphinx/test/data";
+use v2m_tests::fixtures::POCKETSPHINX as DATA;
 
 /// A scratch directory for this test process.
 pub fn scratch() -> PathBuf {

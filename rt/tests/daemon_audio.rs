@@ -267,3 +267,74 @@ fn transcribe_file_runs_a_wav_through_dsp_into_its_own_session() {
     d.wait_frames(10);
     assert_eq!(d.status().device.as_deref(), Some("alsa:v2mmic"));
 }
+
+#[test]
+fn a_dictation_longer_than_the_ring_is_whole_for_a_worker_that_keeps_up() {
+    let _wd = Watchdog::arm(Duration::from_secs(400), "200 s dictation");
+    let d = Daemon::start("long-dictation", &[], None);
+    let mut w = FakeWorker::connect(&d.socket, "reader");
+    let capacity = u64::from(d.status().ring.capacity);
+    // The recording 29 times over: 206 s, more than the ring's 164 s.
+    let speech = mono16k(Path::new(SPEECH));
+    let mic = sox_raw(
+        Path::new(SPEECH),
+        &["-r", "48000", "-c", "2"],
+        &["repeat", "28", "pad", "0", "1"],
+    );
+    d.wait_frames(25);
+    let mut c = d.client();
+    let Reply::Started { session_id, .. } = c.request(RequestBody::Start).unwrap() else {
+        panic!()
+    };
+    let clip = d.mic.play(&mic);
+    let first = w.ring.session(session_id).unwrap().first_seq;
+    // The worker reads as the audio comes, as a real one does.
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut f = Frame::default();
+    w.ring.seek(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(clip.seconds as u64 + 60);
+    let mut stopper = None;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dictation never ended"
+        );
+        if let Some(info) = w.ring.read_timeout(&mut f, Duration::from_millis(100)) {
+            assert_eq!(info.lost, 0, "frames lost at {}", f.seq);
+            let rec = w.ring.session(session_id).unwrap();
+            if rec.end_seq.is_some_and(|end| f.seq >= end) {
+                break;
+            }
+            frames.push(f.clone());
+        }
+        if stopper.is_none() && d.mic.idle() {
+            let socket = d.socket.clone();
+            stopper = Some(std::thread::spawn(move || {
+                Client::connect(&socket).unwrap().request(RequestBody::Stop)
+            }));
+        }
+    }
+    w.send(final_text(session_id, "heard"));
+    let stopped = stopper.expect("stopped").join().unwrap();
+    assert!(matches!(stopped, Ok(Reply::Stopped(_))), "{stopped:?}");
+    let rec = w.ring.session(session_id).unwrap();
+    assert_eq!(frames.len() as u64, rec.end_seq.unwrap() - first);
+    assert!(
+        frames.len() as u64 > capacity + 1000,
+        "{} frames: not longer than the ring ({capacity})",
+        frames.len()
+    );
+    assert!(frames.windows(2).all(|p| p[1].seq == p[0].seq + 1));
+    // The first and the last of the 29 recordings are in it, intact, where they belong.
+    let out: Vec<f32> = frames.iter().flat_map(|f| f.samples).collect();
+    let (at, best) = align(&speech, &out[..out.len().min(20 * 16_000)]);
+    assert!(best > 0.99, "the first recording differs: {best}");
+    let last = at + 28 * speech.len();
+    let (at_last, best_last) = (last.saturating_sub(960)..=last + 960)
+        .filter(|&d| d + speech.len() <= out.len())
+        .map(|d| (d, correlation(&speech, &out[d..])))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("the last recording within the session");
+    eprintln!("first at {at} ({best:.4}), last at {at_last} ({best_last:.4})");
+    assert!(best_last > 0.99, "the last recording differs: {best_last}");
+}

@@ -6,9 +6,9 @@
 mod support;
 
 use std::time::Duration;
-use support::{Daemon, FakeWorker};
+use support::{Daemon, FakeWorker, final_text};
 use v2m_shm_proto::client::Client;
-use v2m_shm_proto::protocol::{FinalText, Reply, RequestBody, Timings, WorkerMessage};
+use v2m_shm_proto::protocol::{Reply, RequestBody};
 use v2m_shm_proto::ring::{Frame, FrameFlags};
 use v2m_tests::pulse_mic::{self, PulseMic};
 use v2m_tests::watchdog::Watchdog;
@@ -80,17 +80,7 @@ fn a_microphone_that_goes_away_is_reopened_and_the_session_goes_on() {
     while w.ring.session(session_id).unwrap().is_open() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    w.send(WorkerMessage::Final(FinalText {
-        session_id,
-        text: "still here".into(),
-        worker: String::new(),
-        stop_to_final_ms: 0.0,
-        timings: Timings::default(),
-        capture_to_read: Default::default(),
-        speculative: false,
-        lost_frames: 0,
-        segments: Vec::new(),
-    }));
+    w.send(final_text(session_id, "still here"));
     match stopper.join().unwrap().unwrap() {
         Reply::Stopped(f) => assert_eq!(f.text, "still here"),
         other => panic!("stop answered {other:?}"),

@@ -31,7 +31,7 @@ fn read_wav(path: &Path) -> (Vec<f32>, u32, u16) {
 }
 
 fn scratch() -> PathBuf {
-    v2m_tests::fixtures::scratch("rt-dsp")
+    v2m_tests::fixtures::process_scratch("rt-dsp")
 }
 
 /// The 16 kHz speech with `pad_s` of silence on each side, as a WAV, and its samples.

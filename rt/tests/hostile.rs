@@ -560,3 +560,50 @@ fn after_kill_9_a_new_daemon_takes_the_socket_cleanly() {
         again.try_wait().unwrap().is_some()
     });
 }
+
+#[test]
+fn a_full_disk_under_the_log_changes_nothing() {
+    let _wd = Watchdog::arm(Duration::from_secs(60), "hostile: full disk");
+    let dir = scratch("hostile-full");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let socket = dir.join("control.sock");
+    // Every write to its log fails with ENOSPC, from the first line on.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut rt = Command::new(env!("CARGO_BIN_EXE_v2m-rt"))
+        .args(["--input", support::SPEECH, "--socket"])
+        .arg(&socket)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(20), "v2m-rt answers", || {
+        Client::connect(&socket)
+            .and_then(|mut c| c.request(RequestBody::Ping))
+            .is_ok_and(|r| r == Reply::Pong)
+    });
+    let mut c = Client::connect(&socket).unwrap();
+    for _ in 0..20 {
+        assert_eq!(c.request(RequestBody::Ping).unwrap(), Reply::Pong);
+        assert!(matches!(
+            c.request(RequestBody::Status).unwrap(),
+            Reply::Status(_)
+        ));
+    }
+    // A start without a worker is refused (and logged, into the full disk): still serving.
+    assert!(c.request(RequestBody::Start).is_err());
+    assert!(
+        rt.try_wait().unwrap().is_none(),
+        "v2m-rt died writing its log"
+    );
+    assert_eq!(
+        c.request(RequestBody::Shutdown).unwrap(),
+        Reply::ShuttingDown
+    );
+    wait_until(Duration::from_secs(20), "v2m-rt exits", || {
+        rt.try_wait().unwrap().is_some()
+    });
+}

@@ -50,6 +50,14 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A scratch folder shared by every call with `name` in this test process (made once, never
+/// emptied): for helpers that write files a test reads back later.
+pub fn process_scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("v2m-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,9 +105,11 @@ struct Step<'a> {
 }
 
 impl StepModel for Step<'_> {
-    fn step(&mut self, tokens: &[i64]) -> Result<Vec<f32>, WorkerError> {
+    fn step(&mut self, tokens: &[i64], rows: &[usize]) -> Result<Vec<f32>, WorkerError> {
         let t = Instant::now();
-        let logits = self.sessions.decode(tokens, &mut self.cache, self.cross)?;
+        let logits = self
+            .sessions
+            .decode(tokens, rows, &mut self.cache, self.cross)?;
         self.ms.push(t.elapsed().as_secs_f32() * 1e3);
         Ok(logits)
     }

@@ -15,8 +15,10 @@ use crate::tokenizer::Tokenizer;
 
 /// What the policy needs from a model: logits for new tokens, the cache kept inside.
 pub trait StepModel {
-    /// Logits (`[tokens.len()][vocab]`, row-major) for `tokens`, appended to the context.
-    fn step(&mut self, tokens: &[i64]) -> Result<Vec<f32>, WorkerError>;
+    /// Appends `tokens` to the context; returns the logits of the `rows` listed (indices into
+    /// `tokens`, in order) as `[rows.len()][vocab]`, row-major. Only those rows are copied out:
+    /// a 225-token prompt has 47 MB of logits (tiny.en), of which decoding reads two rows.
+    fn step(&mut self, tokens: &[i64], rows: &[usize]) -> Result<Vec<f32>, WorkerError>;
     /// Empties the context (the cache), keeping the audio.
     fn restart(&mut self) -> Result<(), WorkerError>;
 }
@@ -272,23 +274,28 @@ impl GreedyDecoder {
         let mut ended = false;
         loop {
             fed += input.len();
-            let logits = model.step(&input)?;
+            let rows = input.len();
+            // The no-speech probability is read at start-of-transcript, in a context's first
+            // call (not the language-detection one); the next token comes from the last row.
+            let no_speech = self.no_speech.filter(|_| steps == 0 && detect.is_none());
+            let wanted: Vec<usize> = match no_speech {
+                Some(_) if sot_row + 1 < rows => vec![sot_row, rows - 1],
+                _ => vec![rows - 1],
+            };
+            let logits = model.step(&input, &wanted)?;
             steps += 1;
             calls += 1;
-            let rows = input.len();
-            if logits.len() != rows * v {
+            if logits.len() != wanted.len() * v {
                 return Err(WorkerError::Inference(format!(
-                    "decoder gave {} logits for {rows} tokens of a {v}-token vocabulary",
-                    logits.len()
+                    "decoder gave {} logits for {} rows of a {v}-token vocabulary",
+                    logits.len(),
+                    wanted.len()
                 )));
             }
-            if steps == 1
-                && detect.is_none()
-                && let Some(ns) = self.no_speech
-            {
-                no_speech_prob = softmax_at(&logits[sot_row * v..(sot_row + 1) * v], ns);
+            if let Some(ns) = no_speech {
+                no_speech_prob = softmax_at(&logits[..v], ns);
             }
-            let mut last = logits[(rows - 1) * v..].to_vec();
+            let mut last = logits[(wanted.len() - 1) * v..].to_vec();
             if let Some((languages, task)) = detect.take() {
                 let lang = *languages
                     .iter()
@@ -392,8 +399,15 @@ mod tests {
         calls: Vec<Vec<i64>>,
     }
 
+    /// The `rows` of full `[n][vocab]` logits, as a [`StepModel`] returns them.
+    fn pick(all: Vec<f32>, rows: &[usize], vocab: usize) -> Vec<f32> {
+        rows.iter()
+            .flat_map(|&r| all[r * vocab..(r + 1) * vocab].iter().copied())
+            .collect()
+    }
+
     impl StepModel for Scripted {
-        fn step(&mut self, tokens: &[i64]) -> Result<Vec<f32>, WorkerError> {
+        fn step(&mut self, tokens: &[i64], rows: &[usize]) -> Result<Vec<f32>, WorkerError> {
             let step = self.calls.len();
             self.calls.push(tokens.to_vec());
             let mut logits = vec![0f32; tokens.len() * self.vocab];
@@ -405,7 +419,7 @@ mod tests {
             if step < 2 {
                 logits[row + 220] = 15.0;
             }
-            Ok(logits)
+            Ok(pick(logits, rows, self.vocab))
         }
 
         fn restart(&mut self) -> Result<(), WorkerError> {
@@ -474,7 +488,7 @@ mod tests {
     fn previous_text_prefixes_the_prompt_and_no_speech_is_read_at_start_of_transcript() {
         struct NoSpeechAtSot(Vec<Vec<i64>>);
         impl StepModel for NoSpeechAtSot {
-            fn step(&mut self, tokens: &[i64]) -> Result<Vec<f32>, WorkerError> {
+            fn step(&mut self, tokens: &[i64], rows: &[usize]) -> Result<Vec<f32>, WorkerError> {
                 self.0.push(tokens.to_vec());
                 let mut l = vec![0f32; tokens.len() * VOCAB];
                 // The row of start-of-transcript says "no speech" loudly; others do not.
@@ -483,7 +497,7 @@ mod tests {
                 }
                 let last = (tokens.len() - 1) * VOCAB;
                 l[last + EOT] = 40.0;
-                Ok(l)
+                Ok(pick(l, rows, VOCAB))
             }
 
             fn restart(&mut self) -> Result<(), WorkerError> {
@@ -547,7 +561,7 @@ mod tests {
         // language and must not be picked. Then a fresh context with the whole prompt.
         struct Lang(Vec<Vec<i64>>);
         impl StepModel for Lang {
-            fn step(&mut self, tokens: &[i64]) -> Result<Vec<f32>, WorkerError> {
+            fn step(&mut self, tokens: &[i64], rows: &[usize]) -> Result<Vec<f32>, WorkerError> {
                 let step = self.0.iter().filter(|c| c[0] != -1).count();
                 self.0.push(tokens.to_vec());
                 let mut l = vec![0f32; tokens.len() * VOCAB];
@@ -561,7 +575,7 @@ mod tests {
                     1 => l[row + 42] = 9.0,
                     _ => l[row + EOT] = 9.0,
                 }
-                Ok(l)
+                Ok(pick(l, rows, VOCAB))
             }
 
             fn restart(&mut self) -> Result<(), WorkerError> {
@@ -591,14 +605,14 @@ mod tests {
         let script = [ts, 7, 8, ts + 20, ts + 20, 9, ts + 40, EOT];
         struct Ts(Vec<usize>, usize, Vec<Vec<i64>>);
         impl StepModel for Ts {
-            fn step(&mut self, tokens: &[i64]) -> Result<Vec<f32>, WorkerError> {
+            fn step(&mut self, tokens: &[i64], rows: &[usize]) -> Result<Vec<f32>, WorkerError> {
                 self.2.push(tokens.to_vec());
                 let mut l = vec![0f32; tokens.len() * VOCAB];
                 let row = (tokens.len() - 1) * VOCAB;
                 l[row + self.0[self.1]] = 10.0;
                 l[row + 5] = 9.0; // a text token that is always a close second
                 self.1 += 1;
-                Ok(l)
+                Ok(pick(l, rows, VOCAB))
             }
 
             fn restart(&mut self) -> Result<(), WorkerError> {

@@ -175,15 +175,18 @@ impl WhisperSessions {
         })
     }
 
-    /// One decoder call: `tokens` are the new tokens; returns their logits (`[n][n_vocab]`,
-    /// row-major) and replaces `cache` with the grown one.
+    /// One decoder call: `tokens` are the new tokens; returns the logits of the `rows` listed
+    /// (indices into `tokens`; `[rows.len()][n_vocab]`, row-major) and replaces `cache` with
+    /// the grown one.
     pub fn decode(
         &mut self,
         tokens: &[i64],
+        rows: &[usize],
         cache: &mut SelfKv,
         cross: &CrossKv,
     ) -> Result<Vec<f32>, WorkerError> {
-        let tokens = Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?;
+        let n = tokens.len();
+        let tokens = Tensor::from_array(([1usize, n], tokens.to_vec()))?;
         let c = &self.canceller;
         let mut out = self
             .decoder
@@ -200,8 +203,16 @@ impl WhisperSessions {
             .map_err(|e| c.check(e))?;
         let missing = || WorkerError::Inference("decoder output missing".into());
         let logits = out.remove("logits").ok_or_else(missing)?;
-        let (_, logits) = logits.try_extract_tensor::<f32>()?;
-        let logits = logits.to_vec();
+        let (_, all) = logits.try_extract_tensor::<f32>()?;
+        let v = all.len() / n.max(1);
+        let mut picked = Vec::with_capacity(rows.len() * v);
+        for &r in rows {
+            let row = all
+                .get(r * v..(r + 1) * v)
+                .ok_or_else(|| WorkerError::Inference(format!("decoder logits have no row {r}")))?;
+            picked.extend_from_slice(row);
+        }
+        let logits = picked;
         cache.k = out.remove("new_self_k").ok_or_else(missing)?;
         cache.v = out.remove("new_self_v").ok_or_else(missing)?;
         Ok(logits)

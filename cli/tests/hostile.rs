@@ -1,10 +1,11 @@
 //! Text that must never be lost or leaked, through the whole real pipeline (v2m-rt, the
 //! tiny.en worker, v2m-cli): a final that comes after `stop` gave up, a dictation whose
 //! beginning the ring overwrote before a restarted worker read it, logs that must stay
-//! private, and a daemon of another user that must not be believed.
+//! private, a daemon of another user that must not be believed, and a socket this user may
+//! not reach.
 //!
 //! Needs the model (scripts/setup-model.sh tiny.en), sox and python3 (scripts/setup.sh); the
-//! last test runs as root (as CI does) to play the other user.
+//! tests that play another user (uid 65534) run as root, as CI does.
 
 mod support;
 
@@ -275,4 +276,28 @@ while True:
         "{err}"
     );
     assert!(!err.contains("pwned"), "{err}");
+}
+
+#[test]
+fn a_socket_this_user_may_not_reach_is_reported_as_such_not_as_not_running() {
+    let _wd = Watchdog::arm(Duration::from_secs(60), "hostile: no access");
+    let dir = std::env::temp_dir().join(format!("v2m-e2e-noaccess-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = dir.join("control.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // The client as uid 65534: the folder (0700, ours) stops it before the socket.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_v2m-cli"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("ping")
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.code(), 0);
+    assert_ne!(out.code(), 3, "reported as not running: {err}");
+    assert!(err.contains("check the permissions"), "{err}");
 }

@@ -10,15 +10,23 @@
 //!    overload, not throughput: the reader acknowledges each half-ring over the socket and
 //!    the writer stays at most one ring ahead (flow control in the benchmark, not the ring).
 //!
+//! 3. The floor, in the same run: the bare wake-up of a sleeping process by another through a
+//!    shared futex word at the same 20 ms cadence, no ring (`platform::shared_word`). The
+//!    ring's wake can only be slower; the target is wake p99 ≤ 1.5 × floor p99 + 20 µs.
+//!
 //! `cargo bench -p v2m-shm-proto --bench ring [-- --rt-frames N --fast-frames M]`
-//! Last line: `ring: frames=… wake_p50_us=… wake_p99_us=… lost=… throughput_x_realtime=…`
+//! Last line: `ring: frames=… wake_p50_us=… wake_p99_us=… floor_p50_us=… floor_p99_us=… lost=… throughput_x_realtime=…`
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use v2m_shm_proto::platform::clock::monotonic_ns;
+use v2m_shm_proto::platform::futex;
+use v2m_shm_proto::platform::shared_word::SharedWord;
 use v2m_shm_proto::protocol::{self, DaemonMessage, Hello, PeerMessage, Role, WorkerIdentity};
 use v2m_shm_proto::ring::{
     self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, FrameMeta, RingFds, RingReader,
@@ -42,6 +50,10 @@ fn main() {
         );
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--floor-child") {
+        floor_child(Path::new(&args[i + 1]), args[i + 2].parse().unwrap());
+        return;
+    }
     let rt_frames = arg(&args, "--rt-frames", 1000);
     let fast_frames = arg(&args, "--fast-frames", 200_000);
 
@@ -57,6 +69,12 @@ fn main() {
         rt.publish_p50_ns as f64 / 1e3,
         rt.publish_p99_ns as f64 / 1e3
     );
+    let (floor_p50, floor_p99) = floor(rt_frames);
+    println!(
+        "floor: wakes={rt_frames} wake_p50_us={:.1} wake_p99_us={:.1} (shared futex, no ring)",
+        floor_p50 as f64 / 1e3,
+        floor_p99 as f64 / 1e3
+    );
     let fast = run(fast_frames, None);
     let elapsed = fast.last_recv_ns - fast.start_ns;
     let x_realtime = (fast_frames * FRAME_NS) as f64 / elapsed as f64;
@@ -69,13 +87,75 @@ fn main() {
         fast.p50_ns as f64 / 1e3
     );
     println!(
-        "ring: frames={} wake_p50_us={:.1} wake_p99_us={:.1} lost={} throughput_x_realtime={:.0}",
+        "ring: frames={} wake_p50_us={:.1} wake_p99_us={:.1} floor_p50_us={:.1} floor_p99_us={:.1} lost={} throughput_x_realtime={:.0}",
         rt.received + rt.lost + fast.received + fast.lost,
         rt.p50_ns as f64 / 1e3,
         rt.p99_ns as f64 / 1e3,
+        floor_p50 as f64 / 1e3,
+        floor_p99 as f64 / 1e3,
         rt.lost + fast.lost,
         x_realtime
     );
+}
+
+/// The floor: `wakes` wake-ups of a child sleeping on a shared futex word, one every 20 ms,
+/// each stamped just before the wake; returns the child's p50 and p99 (ns).
+fn floor(wakes: u64) -> (u64, u64) {
+    let (shared, fd) = SharedWord::create().unwrap();
+    let path = format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd());
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--floor-child")
+        .arg(&path)
+        .arg(wakes.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    std::thread::sleep(Duration::from_millis(50));
+    let start_ns = monotonic_ns();
+    for i in 1..=wakes {
+        let due = start_ns + i * FRAME_NS;
+        let now = monotonic_ns();
+        if due > now {
+            std::thread::sleep(Duration::from_nanos(due - now));
+        }
+        shared.stamp_ns().store(monotonic_ns(), Ordering::SeqCst);
+        shared.word().fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(shared.word());
+    }
+    let line = lines.next().unwrap().unwrap();
+    child.wait().unwrap();
+    let field = |name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    };
+    (field("p50_ns"), field("p99_ns"))
+}
+
+/// The floor's sleeping process: waits on the word until it moves, `wakes` times.
+fn floor_child(path: &Path, wakes: u64) {
+    let shared = SharedWord::open(path).unwrap();
+    let mut latencies = Vec::with_capacity(wakes as usize);
+    let mut seen = shared.word().load(Ordering::SeqCst);
+    println!("ready");
+    while (latencies.len() as u64) < wakes {
+        let now_word = shared.word().load(Ordering::SeqCst);
+        if now_word != seen {
+            latencies.push(monotonic_ns().saturating_sub(shared.stamp_ns().load(Ordering::SeqCst)));
+            // Several moves at once (a late wake) count once each; none here at 20 ms.
+            seen = now_word;
+            continue;
+        }
+        if futex::wait(shared.word(), seen, Duration::from_secs(10)) == futex::WaitOutcome::TimedOut
+        {
+            panic!("no wake within 10 s");
+        }
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!("result p50_ns={} p99_ns={}", pct(0.5), pct(0.99));
 }
 
 struct RunResult {

@@ -9,3 +9,4 @@ pub mod fd_passing;
 pub mod futex;
 pub mod memfd;
 pub mod peer;
+pub mod shared_word;

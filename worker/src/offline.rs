@@ -8,16 +8,15 @@ use crate::error::WorkerError;
 use crate::stream::session::{Final, PassModel, SessionStream, StreamPolicy};
 use std::path::Path;
 use v2m_audio::Decoder;
+use v2m_audio::frames::Frames;
 use v2m_audio::resample::To16k;
 use v2m_audio::vad::Detector;
-use v2m_shm_proto::ring::FRAME_SAMPLES;
 
 /// 16 kHz samples in, flagged 20 ms frames into a stream.
 struct Framer {
     stream: SessionStream,
     vad: Detector,
-    frame: [f32; FRAME_SAMPLES],
-    filled: usize,
+    frames: Frames,
 }
 
 impl Framer {
@@ -25,31 +24,22 @@ impl Framer {
         Ok(Framer {
             stream: SessionStream::new(policy, 0),
             vad: Detector::new(vad).map_err(|e| WorkerError::Usage(e.to_string()))?,
-            frame: [0.0; FRAME_SAMPLES],
-            filled: 0,
+            frames: Frames::default(),
         })
     }
 
-    fn push(&mut self, mut samples: &[f32], model: &mut dyn PassModel) -> Result<(), WorkerError> {
-        while !samples.is_empty() {
-            let n = (FRAME_SAMPLES - self.filled).min(samples.len());
-            self.frame[self.filled..self.filled + n].copy_from_slice(&samples[..n]);
-            self.filled += n;
-            samples = &samples[n..];
-            if self.filled == FRAME_SAMPLES {
-                let speech = self.vad.is_speech(&self.frame);
-                self.stream.push_samples(&self.frame, speech, model)?;
-                self.filled = 0;
-            }
-        }
-        Ok(())
+    fn push(&mut self, samples: &[f32], model: &mut dyn PassModel) -> Result<(), WorkerError> {
+        let (stream, vad) = (&mut self.stream, &mut self.vad);
+        self.frames.push(samples, |frame| {
+            let speech = vad.is_speech(frame);
+            stream.push_samples(frame, speech, model).map(drop)
+        })
     }
 
     fn finish(mut self, model: &mut dyn PassModel) -> Result<Final, WorkerError> {
-        if self.filled > 0 {
-            self.frame[self.filled..].fill(0.0);
-            let speech = self.vad.is_speech(&self.frame);
-            self.stream.push_samples(&self.frame, speech, model)?;
+        if let Some(frame) = self.frames.take_padded() {
+            let speech = self.vad.is_speech(&frame);
+            self.stream.push_samples(&frame, speech, model)?;
         }
         let end = self.stream.next_seq();
         self.stream.finish(end, model)

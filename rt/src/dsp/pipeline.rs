@@ -4,6 +4,7 @@ use super::error::DspError;
 use crate::metrics::Histogram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use v2m_audio::frames::Frames;
 use v2m_audio::resample::MonoResampler;
 use v2m_audio::vad::Detector;
 use v2m_shm_proto::platform::clock::monotonic_ns;
@@ -25,10 +26,8 @@ pub struct DspStats {
 /// Largest block of input frames downmixed at once; longer input is taken in pieces.
 pub const MAX_BLOCK_FRAMES: usize = 8192;
 
-/// Cuts 16 kHz audio into frames, runs the VAD, publishes.
+/// Runs the VAD on each 20 ms frame and publishes it.
 struct Framer {
-    frame: [f32; FRAME_SAMPLES],
-    filled: usize,
     vad: Detector,
     writer: RingWriter,
     /// Capture time (ns) of the next frame's first sample.
@@ -40,23 +39,18 @@ struct Framer {
     published: Option<Arc<AtomicU64>>,
 }
 
-impl Framer {
-    fn take(&mut self, mut out: &[f32]) {
-        self.stats.output_samples += out.len() as u64;
-        while !out.is_empty() {
-            let n = (FRAME_SAMPLES - self.filled).min(out.len());
-            self.frame[self.filled..self.filled + n].copy_from_slice(&out[..n]);
-            self.filled += n;
-            out = &out[n..];
-            if self.filled == FRAME_SAMPLES {
-                self.publish();
-                self.filled = 0;
-            }
-        }
-    }
+/// 16 kHz samples from the resampler into `frames`, each whole frame published by `framer`.
+fn take(frames: &mut Frames, framer: &mut Framer, out: &[f32]) {
+    framer.stats.output_samples += out.len() as u64;
+    let _ = frames.push(out, |frame| {
+        framer.publish(frame);
+        Ok::<(), std::convert::Infallible>(())
+    });
+}
 
-    fn publish(&mut self) {
-        let mut flags = if self.vad.is_speech(&self.frame) {
+impl Framer {
+    fn publish(&mut self, frame: &[f32; FRAME_SAMPLES]) {
+        let mut flags = if self.vad.is_speech(frame) {
             FrameFlags::SPEECH
         } else {
             FrameFlags::empty()
@@ -71,7 +65,7 @@ impl Framer {
             session_id: self.session_id,
             flags,
         };
-        let seq = self.writer.publish(&self.frame, meta);
+        let seq = self.writer.publish(frame, meta);
         if let Some(p) = &self.published {
             p.store(seq + 1, Ordering::Release);
         }
@@ -85,6 +79,7 @@ pub struct Dsp {
     channels: usize,
     mono: Vec<f32>,
     resampler: MonoResampler,
+    frames: Frames,
     framer: Framer,
     anchored: bool,
 }
@@ -106,9 +101,8 @@ impl Dsp {
             channels: channels as usize,
             mono: Vec::with_capacity(MAX_BLOCK_FRAMES),
             resampler: MonoResampler::new(rate)?,
+            frames: Frames::default(),
             framer: Framer {
-                frame: [0.0; FRAME_SAMPLES],
-                filled: 0,
                 vad,
                 writer,
                 next_ns: 0,
@@ -163,8 +157,10 @@ impl Dsp {
         while self.framer.stats.frames * (FRAME_SAMPLES as u64) < target {
             self.mono.clear();
             self.mono.resize(256, 0.0);
-            let framer = &mut self.framer;
-            let _ = self.resampler.push(&self.mono, &mut |out| framer.take(out));
+            let (frames, framer) = (&mut self.frames, &mut self.framer);
+            let _ = self
+                .resampler
+                .push(&self.mono, &mut |out| take(frames, framer, out));
         }
     }
 
@@ -191,7 +187,7 @@ impl Dsp {
         if !self.anchored {
             // The next frame starts with output standing for this block's first input frame,
             // less what the resampler holds back and what the partial frame already has.
-            let held = (self.resampler.delay() + self.framer.filled) as u64;
+            let held = (self.resampler.delay() + self.frames.filled()) as u64;
             self.framer.next_ns = capture_ns.saturating_sub(held * 62_500);
             self.anchored = true;
         }
@@ -206,8 +202,11 @@ impl Dsp {
                     .map(|f| f.iter().sum::<f32>() * inv),
             );
             self.framer.stats.input_frames += self.mono.len() as u64;
-            let framer = &mut self.framer;
-            if !self.resampler.push(&self.mono, &mut |out| framer.take(out)) {
+            let (frames, framer) = (&mut self.frames, &mut self.framer);
+            if !self
+                .resampler
+                .push(&self.mono, &mut |out| take(frames, framer, out))
+            {
                 self.mark_discontinuity();
             }
         }
@@ -222,7 +221,7 @@ impl Dsp {
             let now = monotonic_ns();
             let block_ns = (usable / self.channels) as u64 * 1_000_000_000
                 / self.resampler.rate().max(1) as u64;
-            let held_ns = (self.resampler.delay() + self.framer.filled) as u64 * 62_500;
+            let held_ns = (self.resampler.delay() + self.frames.filled()) as u64 * 62_500;
             let last_end = (capture_ns + block_ns).saturating_sub(held_ns);
             for k in 1..=published {
                 h.record_ns(now.saturating_sub(last_end.saturating_sub(k * FRAME_NS)));

@@ -10,6 +10,8 @@
 #   ffmpeg                      files symphonia does not decode (Opus, video); encoding fixtures
 #   pocketsphinx-testdata       real recorded English speech with reference transcripts
 #   xvfb xclip                  an X server and clipboard tool for the --clipboard test
+#   time util-linux             /usr/bin/time -v (bench-files.sh's peak RSS); prlimit and
+#                               setpriv (the descriptor-limit and other-user tests)
 #   pulseaudio libasound2-plugins
 #                               a private sound server and ALSA's pulse plugin: the microphone
 #                               that the device-loss test pulls out (not installed where
@@ -29,7 +31,7 @@ as_root() {
     fi
 }
 
-apt_packages=(pkg-config libasound2-dev espeak-ng sox ffmpeg pocketsphinx-testdata xvfb xclip libasound2-plugins)
+apt_packages=(pkg-config libasound2-dev espeak-ng sox ffmpeg pocketsphinx-testdata xvfb xclip libasound2-plugins time util-linux)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # pulseaudio conflicts with pipewire-pulse: never swap a desktop's sound server for a test.
 if installed pipewire-pulse; then

@@ -5,8 +5,8 @@ and benchmark to compare against.
   reference_dump.py tokens MODEL_DIR VARIANT THREADS [--mel-dir DIR] FILE.wav...
       one JSON line per file: {"file", "tokens", "text", "total_ms", "encoder_ms", ...};
       with --mel-dir, also the log-mel each file was decoded from, as DIR/<index>.f32
-  reference_dump.py mel FILE.wav OUT.f32
-      the reference log-mel [80, 3000] as little-endian f32
+  reference_dump.py mel FILE.wav OUT.f32 [N_MELS]
+      the reference log-mel [N_MELS (80), 3000] as little-endian f32
 """
 import json
 import os
@@ -47,7 +47,7 @@ def tokens(model_dir, variant, threads, files):
     mel_dir = None
     if files[:1] == ["--mel-dir"]:
         mel_dir, files = files[1], files[2:]
-    m = ref.OnnxWhisper(model_dir, int(threads), "" if variant == "fp32" else ".int8")
+    m = ref.OnnxWhisper(model_dir, int(threads), "" if variant == "fp32" else f".{variant}")
     m.tok = _RecordingTokenizer(m.tok)
     for i, f in enumerate(files):
         audio = read(f)
@@ -60,8 +60,8 @@ def tokens(model_dir, variant, threads, files):
         print(json.dumps({"file": f, "tokens": m.tok.last_ids, "text": text, **T}), flush=True)
 
 
-def mel(path, out):
-    m = ref.log_mel(read(path), ref.mel_filters())
+def mel(path, out, n_mels=80):
+    m = ref.log_mel(read(path), ref.mel_filters(n_mels=int(n_mels)))
     m.astype("<f4").tofile(out)
 
 
@@ -69,6 +69,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "tokens":
         tokens(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
     elif sys.argv[1] == "mel":
-        mel(sys.argv[2], sys.argv[3])
+        mel(*sys.argv[2:5])
     else:
         sys.exit(__doc__)

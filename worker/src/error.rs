@@ -28,12 +28,26 @@ pub enum WorkerError {
         reason: String,
     },
     /// A model directory or file is missing.
-    #[error("model not found: {path} is missing: run scripts/setup-model.sh {name}")]
+    #[error("model not found: {path} is missing: {}", setup_hint(.name))]
     ModelMissing {
         /// The missing file or directory.
         path: PathBuf,
         /// The model's name, for the set-up command.
         name: String,
+    },
+    /// The model is installed without the variant asked for.
+    #[error(
+        "model {name} has no {variant} variant ({path} is missing): use another --variant \
+         (`v2m-worker models` lists what each model has){}",
+        if *.variant == "fp16" { ", or install it again with scripts/setup-model.sh SOURCE --name NAME --fp16" } else { "" }
+    )]
+    VariantMissing {
+        /// The missing file.
+        path: PathBuf,
+        /// The model's name.
+        name: String,
+        /// The variant asked for.
+        variant: &'static str,
     },
     /// A model file is there but wrong.
     #[error("bad model file {path}: {reason}")]
@@ -137,5 +151,18 @@ impl From<v2m_audio::DecodeError> for WorkerError {
 impl From<ort::Error> for WorkerError {
     fn from(e: ort::Error) -> WorkerError {
         WorkerError::Inference(e.to_string())
+    }
+}
+
+/// How to install model `name`: the names set-up knows install by name; any other comes from
+/// the user's own weights.
+fn setup_hint(name: &str) -> String {
+    match name {
+        "tiny.en" | "base" => format!("run scripts/setup-model.sh {name}"),
+        _ => format!(
+            "install it with scripts/setup-model.sh SOURCE --name {name} (SOURCE: a faster-whisper \
+             or transformers model folder, or a Hugging Face repository such as \
+             Systran/faster-whisper-small.en); `v2m-worker models` lists what is installed"
+        ),
     }
 }

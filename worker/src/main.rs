@@ -35,10 +35,12 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// Model name under $XDG_DATA_HOME/v2m/models, or a model directory [default: tiny.en].
+    /// An installed model's name (`v2m-worker models` lists them), or a model directory
+    /// [default: tiny.en].
     #[arg(long)]
     model: Option<String>,
-    /// Weight precision: int8 or fp32 [default: int8].
+    /// Weight precision: int8, fp32 or fp16 (installed with setup-model.sh --fp16; for CUDA)
+    /// [default: int8].
     #[arg(long)]
     variant: Option<String>,
     /// Inference threads, 0 for ONNX Runtime's choice [default: 2].
@@ -58,6 +60,16 @@ struct ModelArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// List the installed models: size on disk, variants, layers, mel bins, languages, and
+    /// where each came from (install more with scripts/setup-model.sh).
+    Models {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The models folder [default: $XDG_DATA_HOME/v2m/models].
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
+    },
     /// Connect to v2m-rt, follow the sessions it assigns, send provisional and final text.
     Run {
         #[command(flatten)]
@@ -146,6 +158,19 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
         None => config::load(&v2m_shm_proto::paths::config_file(), false)?,
     };
     match cli.command {
+        Command::Models { json, models_dir } => {
+            let dir = models_dir.unwrap_or_else(v2m_worker::model::files::models_dir);
+            let installed = v2m_worker::model::installed::list(&dir);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&installed).expect("serialisable")
+                );
+            } else {
+                print!("{}", installed.table(&dir));
+            }
+            Ok(())
+        }
         Command::Run {
             model,
             socket,

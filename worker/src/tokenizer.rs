@@ -76,7 +76,9 @@ impl Tokenizer {
         }
         let mut special = HashMap::new();
         for t in &json.added_tokens {
-            if t.special {
+            // transformers' Whisper tokenizers add the timestamp tokens (`<|0.00|>`…) as
+            // non-special: they are still never text.
+            if t.special || (t.content.starts_with("<|") && t.content.ends_with("|>")) {
                 special.insert(t.content.clone(), t.id);
                 pieces[t.id as usize] = None;
             } else {

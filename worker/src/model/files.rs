@@ -11,25 +11,32 @@ pub enum Variant {
     Fp32,
     /// `encoder.int8.onnx` / `decoder.int8.onnx` (dynamic int8 quantisation).
     Int8,
+    /// `encoder.fp16.onnx` / `decoder.fp16.onnx` (fp16 inside, fp32 interface; for CUDA).
+    Fp16,
 }
 
 impl Variant {
-    /// Parses `fp32` or `int8`.
+    /// Every variant, in the order they are listed.
+    pub const ALL: [Variant; 3] = [Variant::Fp32, Variant::Int8, Variant::Fp16];
+
+    /// Parses `fp32`, `int8` or `fp16`.
     pub fn parse(s: &str) -> Result<Variant, WorkerError> {
-        match s {
-            "fp32" => Ok(Variant::Fp32),
-            "int8" => Ok(Variant::Int8),
-            _ => Err(WorkerError::Usage(format!(
-                "unknown model variant '{s}': choose fp32 or int8"
-            ))),
-        }
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                WorkerError::Usage(format!(
+                    "unknown model variant '{s}': choose int8, fp32 or fp16"
+                ))
+            })
     }
 
-    /// `fp32` or `int8`.
+    /// `fp32`, `int8` or `fp16`.
     pub fn name(self) -> &'static str {
         match self {
             Variant::Fp32 => "fp32",
             Variant::Int8 => "int8",
+            Variant::Fp16 => "fp16",
         }
     }
 
@@ -37,7 +44,16 @@ impl Variant {
         match self {
             Variant::Fp32 => "",
             Variant::Int8 => ".int8",
+            Variant::Fp16 => ".fp16",
         }
+    }
+
+    /// The encoder's and decoder's file names.
+    pub fn file_names(self) -> [String; 2] {
+        [
+            format!("encoder{}.onnx", self.suffix()),
+            format!("decoder{}.onnx", self.suffix()),
+        ]
     }
 }
 
@@ -132,11 +148,18 @@ impl ModelFiles {
             info,
             config,
         };
-        for p in [files.encoder(), files.decoder(), files.tokenizer()] {
+        if !files.tokenizer().is_file() {
+            return Err(WorkerError::ModelMissing {
+                path: files.tokenizer(),
+                name: files.name.clone(),
+            });
+        }
+        for p in [files.encoder(), files.decoder()] {
             if !p.is_file() {
-                return Err(WorkerError::ModelMissing {
+                return Err(WorkerError::VariantMissing {
                     path: p,
                     name: files.name.clone(),
+                    variant: variant.name(),
                 });
             }
         }
@@ -145,14 +168,14 @@ impl ModelFiles {
 
     /// The encoder's ONNX file.
     pub fn encoder(&self) -> PathBuf {
-        self.dir
-            .join(format!("encoder{}.onnx", self.variant.suffix()))
+        let [encoder, _] = self.variant.file_names();
+        self.dir.join(encoder)
     }
 
     /// The decoder's ONNX file.
     pub fn decoder(&self) -> PathBuf {
-        self.dir
-            .join(format!("decoder{}.onnx", self.variant.suffix()))
+        let [_, decoder] = self.variant.file_names();
+        self.dir.join(decoder)
     }
 
     /// `tokenizer.json`.

@@ -1,4 +1,6 @@
-//! The model on disk ([`files`]) and its ONNX Runtime sessions ([`session`]).
+//! The model on disk ([`files`]), the models installed ([`installed`]) and a model's ONNX
+//! Runtime sessions ([`session`]).
 
 pub mod files;
+pub mod installed;
 pub mod session;

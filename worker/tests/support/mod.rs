@@ -64,13 +64,18 @@ pub fn reference_tokens_for(model: &str, files: &[PathBuf]) -> Vec<Reference> {
     reference_tokens_variant(model, "int8", files)
 }
 
-/// Runs the reference with `model` in `variant` (`int8` or `fp32`) on `files`: its tokens,
+/// Runs the reference with `model` (a name, or a model folder's absolute path) in `variant`
+/// (`int8`, `fp32` or `fp16`) on `files`: its tokens,
 /// text, and the log-mel it decoded from. (Token identity is checked from the reference's own
 /// mel: ours differs by ~1e-6, within the 1e-4 the mel test allows, and that is enough to flip
 /// a near-tie such as "Four" / "4." on cards/002 on some CPUs.)
 pub fn reference_tokens_variant(model: &str, variant: &str, files: &[PathBuf]) -> Vec<Reference> {
     let model = v2m_worker::model::files::models_dir().join(model);
-    let mel_dir = scratch().join(format!("ref-mel-{variant}-{}", files.len()));
+    let mel_dir = scratch().join(format!(
+        "ref-mel-{}-{variant}-{}",
+        model.file_name().unwrap().to_string_lossy(),
+        files.len()
+    ));
     std::fs::create_dir_all(&mel_dir).unwrap();
     let out = Command::new(python())
         .arg(reference_script())

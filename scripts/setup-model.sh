@@ -21,9 +21,9 @@
 # --models-dir DIR install under DIR instead of $XDG_DATA_HOME/v2m/models
 #
 # Puts under ${XDG_DATA_HOME:-~/.local/share}/v2m/:
-#   venv/                       Python tools: numpy + onnx (conversion), onnxruntime (int8
-#                               quantisation, the library), soundfile + tokenizers (reference),
-#                               huggingface_hub (Hub downloads)
+#   venv/                       Python tools: numpy + onnx (conversion), onnxruntime + onnx-ir
+#                               (int8 quantisation, the library), soundfile + tokenizers
+#                               (reference), huggingface_hub (Hub downloads)
 #   onnxruntime/libonnxruntime.so      the CPU library from the onnxruntime wheel
 #   models/<name>/{encoder,decoder}{,.int8,.fp16}.onnx, tokenizer.json, config.json, model_info.json
 # A model is converted into a temporary folder and moved into place when complete: a failed
@@ -36,7 +36,7 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/v2m/downloads
 venv=$data/venv
 ort_version=1.31.1
 python_pins=(numpy==2.4.6 onnx==1.23.2 "onnxruntime==$ort_version" soundfile==0.14.0 tokenizers==0.23.3
-    huggingface_hub==2.4.0)
+    huggingface_hub==2.4.0 onnx-ir==1.1.0)
 
 log() { printf 'setup-model: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }

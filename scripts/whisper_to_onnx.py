@@ -28,7 +28,7 @@ OUT_DIR/decoder.onnx
         new_self_k   f32 [L, B, P+n, D]           feed back as self_k
         new_self_v   f32 [L, B, P+n, D]
    The new tokens' positions start at P (read from self_k's shape).
---int8 also writes encoder.int8.onnx / decoder.int8.onnx, --fp16 encoder.fp16.onnx /
+--int8 also writes encoder.int8.onnx / decoder.int8.onnx (see quantize_int8), --fp16 encoder.fp16.onnx /
 decoder.fp16.onnx (fp16 weights and arithmetic inside; the same fp32 interface).
 A graph over 1.8 GB keeps its weights beside it (encoder.onnx.data), as ONNX requires.
 Also writes tokenizer.json, config.json (CTranslate2's keys: suppress_ids, suppress_ids_begin,
@@ -481,6 +481,28 @@ def save(built, path, name):
     return save_model(model, path)
 
 
+def quantize_int8(encoder, untied_decoder, encoder_out, decoder_out, big):
+    """v2m's int8, chosen by measurement (scripts/bench-quant.sh, README "Models"): the encoder
+    with ONNX Runtime's dynamic quantisation (every MatMul, per tensor), the decoder with 8-bit
+    weight blocks of 128 (MatMulNBits, symmetric, int8 compute). Dynamic quantisation of the
+    decoder is what cost fp32's accuracy; block-wise weights keep it at the same speed."""
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process, on every call
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer, logger
+
+    # Quiet: importing the block quantiser turns the root logger's INFO on (a line per node).
+    logging.getLogger().setLevel(logging.ERROR)
+    logger.setLevel(logging.ERROR)
+    quantize_dynamic(encoder, encoder_out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                     use_external_data_format=big)
+    q = MatMulNBitsQuantizer(onnx.load(untied_decoder), bits=8, block_size=128, is_symmetric=True,
+                             accuracy_level=4, op_types_to_quantize=("MatMul",))
+    q.process()
+    save_model(q.model.model, decoder_out)
+
+
 def check_tokenizer(path, V):
     """The special ids the worker reads from tokenizer.json must fit the weights' vocabulary:
     Whisper's 1501 timestamp tokens follow <|notimestamps|> and end the vocabulary."""
@@ -589,17 +611,11 @@ def convert(src, out_dir, int8=False, fp16=False, source=None):
         json.dump(conf, f, indent=1)
     variants = ["fp32"]
     if int8:
-        import logging
-
-        logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process, on every call
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        untied = out("decoder.untied.tmp.onnx")
-        for src_f, dst in (("encoder.onnx", "encoder.int8.onnx"), ("decoder.untied.tmp.onnx", "decoder.int8.onnx")):
-            quantize_dynamic(out(src_f), out(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-                             use_external_data_format=big)
-        os.remove(untied)
-        if os.path.exists(untied + ".data"):
-            os.remove(untied + ".data")
+        quantize_int8(out("encoder.onnx"), out("decoder.untied.tmp.onnx"), out("encoder.int8.onnx"),
+                      out("decoder.int8.onnx"), big)
+        os.remove(out("decoder.untied.tmp.onnx"))
+        if os.path.exists(out("decoder.untied.tmp.onnx.data")):
+            os.remove(out("decoder.untied.tmp.onnx.data"))
         variants.append("int8")
     if fp16:
         from onnxruntime.transformers.float16 import convert_float_to_float16

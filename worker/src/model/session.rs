@@ -56,7 +56,7 @@ impl Canceller {
     }
 }
 
-/// The converter's interface (scripts/whisper_ct2_to_onnx.py): what each file takes and gives.
+/// The converter's interface (scripts/whisper_to_onnx.py): what each file takes and gives.
 const ENCODER_INPUTS: &[&str] = &["mel"];
 const ENCODER_OUTPUTS: &[&str] = &["cross_k", "cross_v"];
 const DECODER_INPUTS: &[&str] = &["tokens", "self_k", "self_v", "cross_k", "cross_v"];

@@ -2,22 +2,25 @@
 # Which int8 keeps fp32's accuracy: every quantised variant of a model (quant_variants.py) and
 # fp32, on two sets, in one run, with the same worker and greedy decoding (one 30 s pass per file).
 #
-#   scripts/bench-quant.sh [--model tiny.en] [--threads 2]
+#   scripts/bench-quant.sh [--model tiny.en] [--threads 2] [--variants "dynamic mixed-b32 …"]
 #
+# Rows: fp32, int8 (the variant setup-model.sh installs), then each of quant_variants.py's
+# (all by default; --variants picks some, --variants none only fp32 and int8).
 # Sets (built once, cached under ${XDG_CACHE_HOME:-~/.cache}/v2m/hard-set):
 #   dev    pocketsphinx-testdata's 11 recordings
 #   hard   20 Harvard sentences in 4 espeak-ng voices and rates (80 clips), and the 11 dev
 #          recordings with pink noise (about 10 dB SNR) and with reverb (22 clips)
 # Prints a line per variant:
-#   quant: model=… variant=… dev_wer=… hard_wer=… encoder_p50_ms=… token_p50_ms=… rss_mb=…
+#   quant: model=… variant=… dev_wer=… hard_wer=… encoder_p50_ms=… token_p50_ms=… utterance_p50_ms=… rss_mb=…
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=tiny.en threads=2
+model=tiny.en threads=2 only=
 while [ $# -gt 0 ]; do
     case $1 in
     --model) model=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
-    -h | --help) sed -n 2,14p "$0"; exit 0 ;;
+    --variants) only=$2; shift 2 ;;
+    -h | --help) sed -n 2,18p "$0"; exit 0 ;;
     *) echo "bench-quant: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -89,18 +92,27 @@ EOF
     touch "$sets/.done"
 fi
 
-"$py" scripts/quant_variants.py "$data/models/$model" "$variants" >&2
+# Variants are cached per model and rebuilt when the model is converted again.
+if [ "$(cat "$variants/.stamp" 2>/dev/null)" != "$(cat "$data/models/$model/.v2m-converted")" ]; then
+    rm -rf "$variants" && mkdir -p "$variants"
+    cp "$data/models/$model/.v2m-converted" "$variants/.stamp"
+fi
+# shellcheck disable=SC2086
+[ "$only" = none ] || "$py" scripts/quant_variants.py "$data/models/$model" "$variants" $only >&2
 run() { # LABEL MODEL-DIR VARIANT
     local label=$1 dir=$2 variant=$3 set
     for set in dev hard; do
         cut -f1 "$sets/$set.tsv" | tr '\n' '\0' | xargs -0 target/release/v2m-worker transcribe --report --whole \
-            --model "$dir" --variant "$variant" --threads "$threads" --ep cpu 2>/dev/null >"$sets/$label.$set.jsonl"
+            --model "$dir" --variant "$variant" --threads "$threads" --ep cpu 2>/dev/null >"$sets/$model.$label.$set.jsonl"
     done
-    "$py" scripts/wer.py "$sets" "$label" "$model"
+    "$py" scripts/wer.py "$sets" "$model.$label" "$model"
 }
 echo "bench-quant: $model, $(wc -l <"$sets/dev.tsv") dev clips, $(wc -l <"$sets/hard.tsv") hard clips, $threads threads" >&2
 run fp32 "$data/models/$model" fp32
+run int8 "$data/models/$model" int8
 for v in "$variants"/*/; do
     v=${v%/}
-    run "${v##*/}" "$v" int8
+    if [ -z "$only" ] || [[ " $only " == *" ${v##*/} "* ]]; then
+        run "${v##*/}" "$v" int8
+    fi
 done

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Scores bench-quant.sh's transcripts: one `quant:` line per variant.
 
-  wer.py SETS_DIR LABEL MODEL
-      reads SETS_DIR/{dev,hard}.tsv (file<TAB>truth) and SETS_DIR/LABEL.{dev,hard}.jsonl
+  wer.py SETS_DIR MODEL.VARIANT MODEL
+      reads SETS_DIR/{dev,hard}.tsv (file<TAB>truth) and SETS_DIR/MODEL.VARIANT.{dev,hard}.jsonl
       (v2m-worker transcribe --report --whole); the normaliser is v2m_worker::eval's.
 """
 import json
@@ -51,8 +51,9 @@ def main():
     hard, more, mem = score(sets, label, "hard")
     rows += more
     p50 = lambda k: st.median(r[k] for r in rows)  # noqa: E731
-    print(f"quant: model={model} variant={label} dev_wer={dev:.1f}% hard_wer={hard:.1f}% "
+    print(f"quant: model={model} variant={label[len(model) + 1:]} dev_wer={dev:.1f}% hard_wer={hard:.1f}% "
           f"encoder_p50_ms={p50('encoder_ms'):.0f} token_p50_ms={p50('token_ms'):.2f} "
+          f"utterance_p50_ms={p50('total_ms'):.0f} "
           f"rss_mb={mem.get('peak_rss_mb', 0):.0f}", flush=True)
 
 

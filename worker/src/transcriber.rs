@@ -2,7 +2,7 @@
 
 use crate::decode::greedy::{DecodeRequest, Decoded, GreedyDecoder, Mode, StepModel};
 use crate::decode::quality::{
-    LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, compression_ratio, needs_fallback,
+    LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, compression_ratio, copies_previous, needs_fallback,
 };
 use crate::decode::repetition::collapse_repeats;
 use crate::decode::timestamps::TimedSegment;
@@ -229,7 +229,14 @@ impl Transcriber {
             let doubtful_silence = silent && decoded.avg_logprob >= LOGPROB_THRESHOLD;
             let poor_text =
                 !silent && needs_fallback(raw.trim(), decoded.avg_logprob, decoded.no_speech_prob);
-            if doubtful_silence || poor_text {
+            let previous_text: Vec<u32> = req
+                .previous
+                .iter()
+                .copied()
+                .filter(|&t| t < begin)
+                .collect();
+            let copy = !silent && copies_previous(&previous_text, &decoded.text_tokens(begin));
+            if doubtful_silence || poor_text || copy {
                 // The same audio without the prompt.
                 step.restart()?;
                 let fresh = DecodeRequest {
@@ -242,14 +249,23 @@ impl Transcriber {
                     .decode(&again.text_tokens(self.decoder.timestamp_begin()));
                 log::debug!(
                     "window decoded again without its prompt ({}; compression {:.2} -> {:.2}, logprob {:.2} -> {:.2})",
-                    if silent { "judged silent" } else { "poor text" },
+                    if silent {
+                        "judged silent"
+                    } else if copy {
+                        "copied its prompt"
+                    } else {
+                        "poor text"
+                    },
                     compression_ratio(raw.trim()),
                     compression_ratio(text.trim()),
                     decoded.avg_logprob,
                     again.avg_logprob
                 );
-                // Doubtful silence: the unprompted judgement stands. Poor text: the better read.
+                // Doubtful silence: the unprompted judgement stands; a copy too (speech that
+                // really repeats itself is read again without the prompt). Poor text: the
+                // better read.
                 if doubtful_silence
+                    || copy
                     || compression_ratio(text.trim()) <= compression_ratio(raw.trim())
                     || again.avg_logprob > decoded.avg_logprob
                 {

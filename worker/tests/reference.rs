@@ -215,8 +215,10 @@ fn the_binary_reports_missing_models_and_bad_files_clearly() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    // A name set-up cannot install by itself: how to import it, and where to see what is there.
     assert!(
-        err.contains("scripts/setup-model.sh no-such-model"),
+        err.contains("scripts/setup-model.sh SOURCE --name no-such-model")
+            && err.contains("v2m-worker models"),
         "{err}"
     );
 

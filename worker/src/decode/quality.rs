@@ -28,6 +28,22 @@ pub fn compression_ratio(text: &str) -> f32 {
     text.len() as f32 / compressed.max(1) as f32
 }
 
+/// Text tokens in a row that, found in the previous text too, make a window a copy of its
+/// prompt: two sentences' worth of common words would rarely repeat by chance.
+pub const COPIED_RUN: usize = 8;
+
+/// Whether `decoded` (text tokens) repeats [`COPIED_RUN`] tokens in a row of `previous` (the
+/// prompt's text tokens): the prompt talked the model into copying it, a hallucination the
+/// compression ratio cannot see when the copy is one sentence ("He might even have been made
+/// amiable himself." at the start of the window after the one that said it).
+pub fn copies_previous(previous: &[u32], decoded: &[u32]) -> bool {
+    decoded.len() >= COPIED_RUN
+        && previous.len() >= COPIED_RUN
+        && decoded
+            .windows(COPIED_RUN)
+            .any(|run| previous.windows(COPIED_RUN).any(|p| p == run))
+}
+
 /// Whether a decode should be tried again (faster-whisper's `needs_fallback`).
 pub fn needs_fallback(text: &str, avg_logprob: f32, no_speech_prob: f32) -> bool {
     let unsure = avg_logprob < LOGPROB_THRESHOLD;
@@ -65,5 +81,18 @@ mod tests {
             "unsure text over silence"
         );
         assert_eq!(compression_ratio(""), 0.0);
+    }
+
+    #[test]
+    fn a_window_that_repeats_a_run_of_its_prompt_is_a_copy() {
+        let previous: Vec<u32> = (100..140).collect();
+        // The prompt's last sentence again, then new words.
+        let copied: Vec<u32> = (130..140).chain(500..510).collect();
+        assert!(copies_previous(&previous, &copied));
+        // Seven tokens in common are not enough; new text shares nothing.
+        let near: Vec<u32> = (133..140).chain(500..510).collect();
+        assert!(!copies_previous(&previous, &near));
+        assert!(!copies_previous(&previous, &(500..540).collect::<Vec<_>>()));
+        assert!(!copies_previous(&[], &copied));
     }
 }

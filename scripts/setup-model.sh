@@ -118,6 +118,7 @@ convert() { # NAME SRC SOURCE-LABEL
         rm -rf "$tmp"
         die "$label: not converted; nothing was installed"
     fi
+    chmod -R a+rX "$tmp"
     stamp_of "$label" >"$tmp/.v2m-converted"
     rm -rf "$dst"
     mv "$tmp" "$dst"

@@ -67,16 +67,25 @@ fn random_checkpoint(dir: &Path, layout: &str, tokenizer_from: &str, extra: &[&s
 
 /// scripts/setup-model.sh with `args`, installing into `models`.
 fn setup_model(models: &Path, args: &[&str]) -> Output {
+    setup_model_env(models, args, &[])
+}
+
+fn setup_model_env(models: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(repo().join("scripts/setup-model.sh"))
         .args(args)
         .arg("--models-dir")
         .arg(models)
+        .envs(env.iter().copied())
         .output()
         .expect("run setup-model.sh")
 }
 
 fn setup_ok(models: &Path, args: &[&str]) {
-    let out = setup_model(models, args);
+    setup_ok_env(models, args, &[]);
+}
+
+fn setup_ok_env(models: &Path, args: &[&str], env: &[(&str, &str)]) {
+    let out = setup_model_env(models, args, env);
     assert!(
         out.status.success(),
         "setup-model.sh {args:?}: {}",
@@ -99,12 +108,21 @@ fn speech() -> Vec<PathBuf> {
 /// Imports the random checkpoint in `src` and checks, for each variant, that the worker's
 /// tokens from the reference's log-mel are the reference's. Returns the model's folder.
 fn import_and_match_reference(name: &str, src: &Path, fp16: bool) -> PathBuf {
+    import_and_match_reference_env(name, src, fp16, &[])
+}
+
+fn import_and_match_reference_env(
+    name: &str,
+    src: &Path,
+    fp16: bool,
+    env: &[(&str, &str)],
+) -> PathBuf {
     let models = support::scratch().join(format!("models-{name}"));
     let mut args = vec![src.to_str().unwrap(), "--name", name];
     if fp16 {
         args.push("--fp16");
     }
-    setup_ok(&models, &args);
+    setup_ok_env(&models, &args, env);
     let dir = models.join(name);
     let mut variants = vec![Variant::Fp32, Variant::Int8];
     if fp16 {
@@ -224,6 +242,33 @@ fn transformers_large_v3_layout_128_mel_bins_sharded() {
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     assert!(max_diff <= 1e-4, "128-bin mel differs by {max_diff}");
+}
+
+#[test]
+fn graphs_over_the_protobuf_limit_keep_their_weights_beside_them() {
+    // large-v3's fp32 encoder is 2.5 GB, over ONNX's 2 GB protobuf limit: the converter writes
+    // its weights to encoder.onnx.data. The same path, with the limit lowered to 100 kB here.
+    let src = support::scratch().join("ck-external");
+    random_checkpoint(&src, "ct2", "base", &["--seed", "7"]);
+    let dir = import_and_match_reference_env(
+        "external",
+        &src,
+        true,
+        &[("V2M_ONNX_EXTERNAL_OVER", "100000")],
+    );
+    for f in [
+        "encoder.onnx.data",
+        "decoder.onnx.data",
+        "encoder.int8.onnx.data",
+        "decoder.int8.onnx.data",
+        "encoder.fp16.onnx.data",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(
+        std::fs::metadata(dir.join("decoder.onnx")).unwrap().len() < 100_000,
+        "the decoder's weights are in the graph"
+    );
 }
 
 #[test]

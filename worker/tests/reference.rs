@@ -244,7 +244,7 @@ fn the_binary_reports_missing_models_and_bad_files_clearly() {
     }
 
     let out = Command::new(bin)
-        .args(["transcribe", "--variant", "fp16", "x.wav"])
+        .args(["transcribe", "--variant", "fp8", "x.wav"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("choose int8, fp32 or fp16"));

@@ -219,21 +219,7 @@ fn transformers_large_v3_layout_128_mel_bins_sharded() {
     assert_eq!(t.timestamp_begin(), 50365);
     // 128 mel bins computed as the reference computes them.
     let audio_path = &speech()[0];
-    let out = support::scratch().join("mel128.f32");
-    let status = Command::new(support::python())
-        .arg(support::reference_script())
-        .arg("mel")
-        .arg(audio_path)
-        .arg(&out)
-        .arg("128")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let reference: Vec<f32> = std::fs::read(&out)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let reference = support::reference_mel(audio_path, 128);
     let ours = MelSpectrogram::new(128).compute(&read_audio(audio_path).unwrap());
     assert_eq!(ours.len(), reference.len());
     let max_diff = ours

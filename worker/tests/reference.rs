@@ -34,20 +34,7 @@ fn mel_matches_the_reference_within_1e4() {
         &long_path,
         &quiet_path,
     ] {
-        let out = dir.join("mel.f32");
-        let status = Command::new(support::python())
-            .arg(support::reference_script())
-            .arg("mel")
-            .arg(path)
-            .arg(&out)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let reference: Vec<f32> = std::fs::read(&out)
-            .unwrap()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let reference = support::reference_mel(path, 80);
         assert_eq!(reference.len(), 80 * N_FRAMES);
         // The reference reads the 16-bit WAV the same way read_wav does.
         let ours = mel.compute(&read_audio(path).unwrap());

@@ -101,11 +101,7 @@ pub fn reference_tokens_variant(model: &str, variant: &str, files: &[PathBuf]) -
         .enumerate()
         .map(|(i, l)| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let mel = std::fs::read(mel_dir.join(format!("{i}.f32")))
-                .unwrap()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
+            let mel = read_f32(&mel_dir.join(format!("{i}.f32")));
             Reference {
                 tokens: v["tokens"]
                     .as_array()
@@ -121,6 +117,30 @@ pub fn reference_tokens_variant(model: &str, variant: &str, files: &[PathBuf]) -
 }
 
 use v2m_tests::fixtures::POCKETSPHINX as DATA;
+
+/// A file of little-endian f32s.
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// The reference's log-mel of `audio` with `n_mels` bins (`[n_mels][3000]`).
+pub fn reference_mel(audio: &Path, n_mels: usize) -> Vec<f32> {
+    let out = scratch().join(format!("ref-mel-{n_mels}.f32"));
+    let status = Command::new(python())
+        .arg(reference_script())
+        .arg("mel")
+        .arg(audio)
+        .arg(&out)
+        .arg(n_mels.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "reference mel of {}", audio.display());
+    read_f32(&out)
+}
 
 /// A scratch directory for this test process.
 pub fn scratch() -> PathBuf {

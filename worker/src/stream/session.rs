@@ -726,6 +726,13 @@ impl SessionStream {
         if r.silent {
             return None;
         }
+        if !r.tokens.starts_with(&self.hypothesis[..self.stable]) {
+            // A pass without the forced prefix (the speculative final) heard the stable words
+            // differently: what was shown stays, and agreement goes on from the last
+            // provisional hypothesis. The final, when it comes, replaces the whole text.
+            log::debug!("a pass disagrees with the stable words: nothing shown from it");
+            return None;
+        }
         let stable = stable_len(&self.hypothesis, &r.tokens, self.stable, |t| {
             model.starts_word(t)
         });

@@ -25,6 +25,9 @@ struct Scripted {
     /// Timestamp passes (this many, first first) that stop after their first sentence, as
     /// Whisper sometimes ends a window early.
     give_up: usize,
+    /// A word that passes given no forced words hear first once the audio holds at least four
+    /// words, as Whisper without its prefix may hear a window's beginning differently.
+    unprompted_first: Option<u32>,
 }
 
 /// Word runs in `audio`: (id, first frame, end frame).
@@ -69,6 +72,12 @@ impl PassModel for Scripted {
                 .chain(heard.iter().skip(p.len()).copied())
                 .collect(),
             None => heard.clone(),
+        };
+        let tokens = match self.unprompted_first {
+            Some(id) if heard.len() >= 4 && prefix.as_ref().is_none_or(|p| p.is_empty()) => {
+                std::iter::once(id).chain(tokens).collect()
+            }
+            _ => tokens,
         };
         let mut segments = Vec::new();
         if timestamps {
@@ -214,6 +223,37 @@ fn provisional_passes_feed_the_stable_prefix_and_stable_text_only_grows() {
     }
     assert_eq!(last, "w1 w2");
     assert_eq!(updates.last().unwrap().tentative, "w3 w4");
+}
+
+#[test]
+fn a_speculative_final_that_hears_the_beginning_differently_retracts_no_stable_word() {
+    let mut s = SessionStream::new(policy(), 0);
+    let mut m = Scripted {
+        unprompted_first: Some(9),
+        ..Scripted::default()
+    };
+    let mut clock = Instant::now();
+    let frames = script(&[(1, 25), (2, 25), (3, 25), (4, 25), (0, 10)]);
+    let updates = live(&mut s, &mut m, &frames, &mut clock);
+    assert!(
+        m.calls.iter().any(|c| c.prefix.as_deref() == Some(&[]) && c.frames == 104),
+        "the speculative final ran: {:?}",
+        m.calls
+    );
+    let mut last = String::new();
+    for u in &updates {
+        assert!(u.stable.starts_with(&last), "{last:?} -> {:?}", u.stable);
+        last = u.stable.clone();
+    }
+    assert_eq!(last, "w1 w2 w3 w4");
+    assert!(
+        updates.iter().all(|u| !u.tentative.contains("w9")),
+        "nothing shown from the disagreeing pass: {updates:?}"
+    );
+    // The final is the speculative pass' text, its own beginning included.
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert!(f.speculative);
+    assert_eq!(f.text, "w9 w1 w2 w3 w4");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! v2m-rt's part of `$XDG_CONFIG_HOME/v2m/config.toml`: the `[rt]` table and the
-//! `[[workers]]` it supervises. The `[worker]` table belongs to v2m-worker; any other table or
+//! `[[workers]]` it supervises. The `[worker]` table belongs to v2m-worker, `[text]` and
+//! `[refine]` to the worker and v2m-cli (`v2m_text::config`); any other table or
 //! key is refused with its name. Every key is optional and command-line flags override the
 //! file. The file must be a regular file of at most 1 MiB.
 //!
@@ -113,6 +114,12 @@ struct ConfigFile {
     /// v2m-worker's; it checks its own keys.
     #[allow(dead_code)]
     worker: Option<toml::Table>,
+    /// The worker's and v2m-cli's (`v2m_text::config`); they check their own keys.
+    #[allow(dead_code)]
+    text: Option<toml::Table>,
+    /// v2m-cli's (`v2m_text::config`).
+    #[allow(dead_code)]
+    refine: Option<toml::Table>,
 }
 
 /// What the file says.
@@ -219,7 +226,8 @@ mod tests {
         let c = parse(
             "[rt]\ndevice = \"alsa:x\"\npre_roll_ms = 200\nvad_mode = 2\nring_seconds = 60\n\
              stop_timeout_ms = 5000\nfinal_worker = \"a\"\n[[workers]]\nname = \"a\"\n\
-             command = [\"v2m-worker\", \"run\"]\n[worker]\nmodel = \"base\"\n",
+             command = [\"v2m-worker\", \"run\"]\n[worker]\nmodel = \"base\"\n\
+             [text]\nvocabulary = [\"v2m\"]\n[refine]\nmodel = \"m\"\n",
         )
         .unwrap();
         assert_eq!(c.rt.pre_roll_ms, Some(200));

@@ -10,6 +10,7 @@
 //! ep = "auto"                # "cpu", "cuda"
 //! ort_library = "/path/to/libonnxruntime.so"
 //! language = "en"            # multilingual models; "auto" detects
+//! task = "transcribe"        # or "translate": any language in, English out (multilingual)
 //! vad = 3                    # 0..3, for files
 //! provisional_ms = 500
 //! pause_ms = 160            # non-speech after speech that starts the speculative final
@@ -37,6 +38,8 @@ pub struct WorkerConfig {
     pub ort_library: Option<PathBuf>,
     /// Language for multilingual models, or `auto`.
     pub language: Option<String>,
+    /// `transcribe` or `translate` (into English; multilingual models).
+    pub task: Option<String>,
     /// VAD aggressiveness for files (0..=3).
     pub vad: Option<u8>,
     /// Shortest time between provisional passes, ms.

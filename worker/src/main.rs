@@ -6,7 +6,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use v2m_text::config::TextTable;
 use v2m_text::progress::FileProgress;
+use v2m_text::rules::TextRules;
 use v2m_text::transcript::{self, Format};
 use v2m_worker::WorkerError;
 use v2m_worker::config::{self, WorkerConfig};
@@ -56,6 +58,14 @@ struct ModelArgs {
     /// Language of multilingual models, or auto to detect it [default: en].
     #[arg(long)]
     language: Option<String>,
+    /// Translate speech in any language into English (multilingual models; Whisper's own
+    /// translate task) [default: [worker] task = "transcribe"].
+    #[arg(long)]
+    translate: bool,
+    /// Names and terms Whisper should spell this way, comma-separated: its initial prompt
+    /// [default: [text] vocabulary; "" for none].
+    #[arg(long, value_name = "WORDS")]
+    vocabulary: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -126,7 +136,11 @@ enum Command {
     },
 }
 
-fn load(args: &ModelArgs, cfg: &WorkerConfig) -> Result<Transcriber, WorkerError> {
+fn load(
+    args: &ModelArgs,
+    cfg: &WorkerConfig,
+    text: &TextTable,
+) -> Result<Transcriber, WorkerError> {
     let pick = |flag: &Option<String>, file: &Option<String>, default: &str| {
         flag.clone()
             .or_else(|| file.clone())
@@ -139,7 +153,31 @@ fn load(args: &ModelArgs, cfg: &WorkerConfig) -> Result<Transcriber, WorkerError
     let rt = runtime::init(&library)?;
     let threads = args.threads.or(cfg.threads).unwrap_or(2);
     let language = args.language.clone().or_else(|| cfg.language.clone());
-    let t = Transcriber::load(rt, files, threads, ep, language.as_deref())?;
+    let mut t = Transcriber::load(rt, files, threads, ep, language.as_deref())?;
+    let translate = match (args.translate, cfg.task.as_deref()) {
+        (true, _) | (false, Some("translate")) => true,
+        (false, None | Some("transcribe")) => false,
+        (false, Some(other)) => {
+            return Err(WorkerError::Usage(format!(
+                "[worker] task = {other:?}: must be \"transcribe\" or \"translate\""
+            )));
+        }
+    };
+    if translate {
+        t.translate()?;
+    }
+    let vocabulary: Vec<String> = match &args.vocabulary {
+        Some(words) => words.split(',').map(str::to_string).collect(),
+        None => text.vocabulary.clone().unwrap_or_default(),
+    };
+    t.set_vocabulary(&vocabulary)?;
+    if !t.vocabulary().is_empty() {
+        log::info!(
+            "vocabulary prompt: {} words, {} tokens",
+            vocabulary.len(),
+            t.vocabulary().len()
+        );
+    }
     let d = t.execution_provider();
     log::info!(
         "model {} on {} ({}), {} threads, ONNX Runtime from {}",
@@ -152,11 +190,25 @@ fn load(args: &ModelArgs, cfg: &WorkerConfig) -> Result<Transcriber, WorkerError
     Ok(t)
 }
 
+/// The `[text]` table of the config file and its rules (the defaults when it has none).
+fn text_config(named: Option<&Path>) -> Result<(TextTable, TextRules), WorkerError> {
+    let default = v2m_shm_proto::paths::config_file();
+    let path = named.unwrap_or(&default);
+    let bad = |message: String| WorkerError::Config {
+        path: path.to_owned(),
+        message,
+    };
+    let c = v2m_text::config::load(path, named.is_some()).map_err(|e| bad(e.message))?;
+    let rules = TextRules::new(&c.text).map_err(|e| bad(e.to_string()))?;
+    Ok((c.text, rules))
+}
+
 fn run(cli: Cli) -> Result<(), WorkerError> {
     let cfg = match &cli.config {
         Some(path) => config::load(path, true)?,
         None => config::load(&v2m_shm_proto::paths::config_file(), false)?,
     };
+    let (text, rules) = text_config(cli.config.as_deref())?;
     match cli.command {
         Command::Models { json, models_dir } => {
             let dir = models_dir.unwrap_or_else(v2m_worker::model::files::models_dir);
@@ -206,6 +258,7 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                 ..StreamPolicy::default()
             };
             let opts = FollowOptions {
+                rules,
                 socket,
                 name: name
                     .or_else(|| cfg.name.clone())
@@ -213,7 +266,7 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                 policy,
                 unload_below: unload / 100.0,
             };
-            let FollowEnd::Shutdown = follow(opts, || load(&model, &cfg))?;
+            let FollowEnd::Shutdown = follow(opts, || load(&model, &cfg, &text))?;
             log::info!("shut down by v2m-rt");
             Ok(())
         }
@@ -235,7 +288,11 @@ fn run(cli: Cli) -> Result<(), WorkerError> {
                     source: e,
                 })?;
             }
-            let mut t = load(&model, &cfg)?;
+            let mut t = load(&model, &cfg, &text)?;
+            if whole {
+                // The reference's computation: no prompt at all.
+                t.set_vocabulary(&[])?;
+            }
             let policy = StreamPolicy {
                 timestamps: !dictation,
                 live_passes: false,

@@ -1,6 +1,6 @@
 //! One pass of Whisper over up to 30 s of audio: mel, encoder, greedy decoding, text.
 
-use crate::decode::greedy::{DecodeRequest, Decoded, GreedyDecoder, Mode, StepModel};
+use crate::decode::greedy::{DecodeRequest, Decoded, GreedyDecoder, MAX_PREVIOUS, Mode, StepModel};
 use crate::decode::quality::{
     LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, compression_ratio, copies_previous, needs_fallback,
 };
@@ -95,7 +95,12 @@ pub struct Transcriber {
     tokenizer: Tokenizer,
     decoder: GreedyDecoder,
     files: ModelFiles,
+    /// The vocabulary prompt's tokens, before every window's previous text.
+    vocabulary: Vec<u32>,
 }
+
+/// Most tokens the vocabulary prompt may take of the 223 the previous-text prompt has.
+pub const MAX_VOCABULARY_TOKENS: usize = 150;
 
 struct Step<'a> {
     sessions: &'a mut WhisperSessions,
@@ -138,7 +143,37 @@ impl Transcriber {
             tokenizer,
             decoder,
             files,
+            vocabulary: Vec::new(),
         })
+    }
+
+    /// Whisper's initial prompt from `words` (names and terms it should spell this way): they
+    /// begin every window's previous-text prompt, as faster-whisper's `initial_prompt`, and
+    /// the window's previous text follows in the room left.
+    pub fn set_vocabulary(&mut self, words: &[String]) -> Result<(), WorkerError> {
+        let Some(prompt) = vocabulary_prompt(words) else {
+            self.vocabulary.clear();
+            return Ok(());
+        };
+        let tokens = self.tokenizer.encode(&prompt)?;
+        if tokens.len() > MAX_VOCABULARY_TOKENS {
+            return Err(WorkerError::Usage(format!(
+                "[text] vocabulary is {} tokens: at most {MAX_VOCABULARY_TOKENS} fit Whisper's prompt",
+                tokens.len()
+            )));
+        }
+        self.vocabulary = tokens;
+        Ok(())
+    }
+
+    /// The vocabulary prompt's tokens.
+    pub fn vocabulary(&self) -> &[u32] {
+        &self.vocabulary
+    }
+
+    /// Translates speech in any language into English text (Whisper's translate task).
+    pub fn translate(&mut self) -> Result<(), WorkerError> {
+        self.decoder.translate(&self.tokenizer)
     }
 
     /// The model's files.
@@ -207,7 +242,12 @@ impl Transcriber {
             cross: &cross,
             ms: Vec::new(),
         };
-        let mut decoded = self.decoder.decode(&mut step, req)?;
+        let prompt = with_vocabulary(&self.vocabulary, req.previous);
+        let prompted = DecodeRequest {
+            previous: &prompt,
+            ..*req
+        };
+        let mut decoded = self.decoder.decode(&mut step, &prompted)?;
         let begin = self.decoder.timestamp_begin();
         let judge = |d: &Decoded| {
             // Whisper's own rule only for real text over audio the VAD heard speech in: what
@@ -240,7 +280,7 @@ impl Transcriber {
                 // The same audio without the prompt.
                 step.restart()?;
                 let fresh = DecodeRequest {
-                    previous: &[],
+                    previous: &self.vocabulary,
                     ..*req
                 };
                 let again = self.decoder.decode(&mut step, &fresh)?;
@@ -310,5 +350,60 @@ impl Transcriber {
             language,
             timings,
         })
+    }
+}
+
+/// The prompt's tokens: the vocabulary first, then as much of the window's `previous` text
+/// (its end) as fits in Whisper's [`MAX_PREVIOUS`].
+fn with_vocabulary(vocabulary: &[u32], previous: &[u32]) -> Vec<u32> {
+    let room = MAX_PREVIOUS.saturating_sub(vocabulary.len());
+    let tail = &previous[previous.len().saturating_sub(room)..];
+    vocabulary.iter().chain(tail).copied().collect()
+}
+
+/// The text of the vocabulary prompt: the words as one sentence (" Kubernetes, Grafana."), so
+/// that the window's own text starts a sentence of its own rather than going on with a list.
+/// `None` when there are no words.
+pub fn vocabulary_prompt(words: &[String]) -> Option<String> {
+    let words: Vec<&str> = words
+        .iter()
+        .map(|w| w.trim())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let last = words.last()?;
+    let end = if last.ends_with(['.', '!', '?']) {
+        ""
+    } else {
+        "."
+    };
+    Some(format!(" {}{end}", words.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vocabulary_prompt_is_one_sentence_and_keeps_its_place() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            vocabulary_prompt(&words(&["Kubernetes", " Grafana "])).as_deref(),
+            Some(" Kubernetes, Grafana.")
+        );
+        assert_eq!(
+            vocabulary_prompt(&words(&["Hello there!"])).as_deref(),
+            Some(" Hello there!")
+        );
+        assert_eq!(vocabulary_prompt(&words(&["", "  "])), None);
+        // The vocabulary first, then the end of the previous text in the room left.
+        let vocabulary = [1, 2, 3];
+        let previous: Vec<u32> = (100..400).collect();
+        let p = with_vocabulary(&vocabulary, &previous);
+        assert_eq!(p.len(), MAX_PREVIOUS);
+        assert_eq!(&p[..3], &vocabulary);
+        assert_eq!(p[3], 400 - (MAX_PREVIOUS as u32 - 3));
+        assert_eq!(*p.last().unwrap(), 399);
+        assert_eq!(with_vocabulary(&[], &[5, 6]), [5, 6]);
+        assert_eq!(with_vocabulary(&[7], &[]), [7]);
     }
 }

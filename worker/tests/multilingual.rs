@@ -4,6 +4,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
+use v2m_worker::WorkerError;
 use v2m_worker::audio::read_audio;
 use v2m_worker::decode::greedy::DecodeRequest;
 
@@ -56,22 +57,7 @@ fn auto_detects_german_and_spanish() {
             "parque",
         ),
     ] {
-        let raw = dir.join(format!("{voice}.raw"));
-        let status = Command::new("espeak-ng")
-            .args(["-v", voice, "--stdout", text])
-            .stdout(std::fs::File::create(&raw).unwrap())
-            .status()
-            .expect("espeak-ng missing: run scripts/setup.sh");
-        assert!(status.success());
-        let wav = dir.join(format!("{voice}.wav"));
-        let status = Command::new("sox")
-            .arg("-D")
-            .arg(&raw)
-            .args(["-r", "16000", "-c", "1"])
-            .arg(&wav)
-            .status()
-            .expect("sox missing: run scripts/setup.sh");
-        assert!(status.success());
+        let wav = support::espeak(&dir, voice, text);
         let r = auto.transcribe(&read_audio(&wav).unwrap()).unwrap();
         assert_eq!(r.language.as_deref(), Some(lang), "{voice}: {:?}", r.text);
         assert!(
@@ -101,4 +87,73 @@ fn an_english_only_model_refuses_another_language() {
         err.contains("English-only") && err.contains("--model base"),
         "{err}"
     );
+}
+
+#[test]
+fn translate_turns_german_and_spanish_speech_into_english() {
+    let dir = support::scratch();
+    let mut t = support::transcriber_for("base", Some("auto"));
+    t.translate().unwrap();
+    for (voice, text, english) in [
+        (
+            "de",
+            "Guten Morgen. Heute ist das Wetter sehr schön, und ich gehe im Park spazieren.",
+            &["good", "morning", "weather", "today", "park", "walk"][..],
+        ),
+        (
+            "es",
+            "Buenos días. Hoy hace muy buen tiempo y voy a pasear por el parque.",
+            &["good", "morning", "today", "weather", "park", "walk"][..],
+        ),
+    ] {
+        let wav = support::espeak(&dir, voice, text);
+        let r = t.transcribe(&read_audio(&wav).unwrap()).unwrap();
+        let lower = r.text.to_lowercase();
+        let found: Vec<&&str> = english.iter().filter(|w| lower.contains(**w)).collect();
+        eprintln!("{voice} -> {:?}", r.text);
+        assert!(
+            found.len() >= 3,
+            "{voice}: {:?} has too few English words",
+            r.text
+        );
+        assert_eq!(r.language.as_deref(), Some(voice), "detected as before");
+    }
+}
+
+#[test]
+fn an_english_only_model_refuses_to_translate() {
+    let mut t = support::transcriber();
+    match t.translate() {
+        Err(WorkerError::Usage(m)) => assert!(m.contains("multilingual"), "{m}"),
+        other => panic!("expected a usage error, got {:?}", other.err()),
+    }
+    // The same through the binary, and a task it does not know in the config file.
+    let dir = support::scratch();
+    let config = dir.join("task.toml");
+    std::fs::write(&config, "[worker]\ntask = \"swim\"\n").unwrap();
+    for (args, says) in [
+        (
+            vec!["transcribe", "--model", "tiny.en", "--translate", "x.wav"],
+            "multilingual",
+        ),
+        (
+            vec![
+                "--config",
+                config.to_str().unwrap(),
+                "transcribe",
+                "--model",
+                "base",
+                "x.wav",
+            ],
+            "task = \"swim\"",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_v2m-worker"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }

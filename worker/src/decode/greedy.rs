@@ -215,6 +215,33 @@ impl GreedyDecoder {
         })
     }
 
+    /// Translates into English instead of transcribing: Whisper's `<|translate|>` task token
+    /// in place of `<|transcribe|>` (multilingual models only).
+    pub fn translate(&mut self, tokenizer: &Tokenizer) -> Result<(), WorkerError> {
+        let (Some(transcribe), Some(translate)) = (
+            tokenizer.special("<|transcribe|>"),
+            tokenizer.special("<|translate|>"),
+        ) else {
+            return Err(WorkerError::Usage(
+                "this model has no translate task (English-only models only transcribe): use a multilingual one (--model base)".into(),
+            ));
+        };
+        match &mut self.language {
+            Language::Fixed(tokens) if !tokens.is_empty() => {
+                for t in tokens.iter_mut().filter(|t| **t == transcribe as i64) {
+                    *t = translate as i64;
+                }
+            }
+            Language::Detect { task, .. } => *task = translate as i64,
+            Language::Fixed(_) => {
+                return Err(WorkerError::Usage(
+                    "translation needs a multilingual model (--model base): this one is English-only".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The first timestamp token (`<|0.00|>`); every id from it up is a timestamp.
     pub fn timestamp_begin(&self) -> u32 {
         self.rules.timestamp_begin() as u32

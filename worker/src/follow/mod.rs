@@ -23,6 +23,7 @@ use v2m_shm_proto::protocol::{
     WorkerMessage,
 };
 use v2m_shm_proto::ring::{Frame, RingReader};
+use v2m_text::rules::TextRules;
 use watch::{Rule, Watch, spawn_watcher};
 
 /// How the worker follows.
@@ -35,6 +36,9 @@ pub struct FollowOptions {
     pub policy: StreamPolicy,
     /// Unload the model while idle when MemAvailable falls below this fraction of MemTotal.
     pub unload_below: f64,
+    /// The `[text]` rules: all of them on dictations (provisional and final text alike), the
+    /// replacements and fillers only on files (a recording's "period" is a word).
+    pub rules: TextRules,
 }
 
 /// How following ended, when it ended cleanly.
@@ -61,6 +65,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 struct Active {
     id: u64,
+    file: bool,
     first_seq: u64,
     last_progress: Option<Instant>,
     stream: SessionStream,
@@ -248,6 +253,7 @@ where
             };
             self.active = Some(Active {
                 id,
+                file,
                 first_seq: rec.first_seq,
                 last_progress: None,
                 stream: SessionStream::new(policy, rec.first_seq),
@@ -331,12 +337,25 @@ where
             let lost = active.stream.lost();
             let capture_to_read = std::mem::take(&mut active.capture_to_read);
             let first_seq = active.first_seq;
+            let file = active.file;
             self.active = None;
             for u in updates {
                 self.send_provisional(id, u)?;
             }
             let summary = LagSummary::of(&capture_to_read);
-            let segments = f.text_segments(first_seq);
+            let rules = &self.opts.rules;
+            let apply = |t: &str| {
+                if file {
+                    rules.apply_verbatim(t)
+                } else {
+                    rules.apply(t)
+                }
+            };
+            let mut segments = f.text_segments(first_seq);
+            for s in &mut segments {
+                s.text = apply(&s.text);
+            }
+            let text = apply(&f.text);
             self.send(WorkerMessage::ReadLag {
                 session_id: id,
                 histogram: capture_to_read,
@@ -349,12 +368,12 @@ where
                 } else {
                     "pass after the end"
                 },
-                f.text.len()
+                text.len()
             );
-            log::debug!("session {id} final text: {:?}", f.text);
+            log::debug!("session {id} final text: {:?} (heard {:?})", text, f.text);
             return self.send(WorkerMessage::Final(FinalText {
                 session_id: id,
-                text: f.text,
+                text,
                 worker: self.opts.name.clone(),
                 stop_to_final_ms: 0.0,
                 timings: f.timings,
@@ -423,10 +442,11 @@ where
     }
 
     fn send_provisional(&mut self, session_id: u64, u: Update) -> Result<(), WorkerError> {
+        let (stable, tentative) = self.opts.rules.apply_provisional(&u.stable, &u.tentative);
         self.send(WorkerMessage::Provisional(ProvisionalText {
             session_id,
-            stable: u.stable,
-            tentative: u.tentative,
+            stable,
+            tentative,
             worker: self.opts.name.clone(),
             timings: u.timings,
         }))

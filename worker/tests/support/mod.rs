@@ -204,3 +204,25 @@ pub fn corpus() -> Vec<(PathBuf, String)> {
     out.push((wav, "go forward ten meters".to_string()));
     out
 }
+
+/// `text` spoken by espeak-ng's `voice`, as a 16 kHz mono WAV in `dir`.
+pub fn espeak(dir: &Path, voice: &str, text: &str) -> PathBuf {
+    let raw = dir.join(format!("{voice}.raw.wav"));
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-w"])
+        .arg(&raw)
+        .arg(text)
+        .status()
+        .expect("espeak-ng missing: run scripts/setup.sh");
+    assert!(status.success());
+    let wav = dir.join(format!("{voice}.wav"));
+    let status = std::process::Command::new("sox")
+        .arg("-D")
+        .arg(&raw)
+        .args(["-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .status()
+        .expect("sox missing: run scripts/setup.sh");
+    assert!(status.success());
+    wav
+}

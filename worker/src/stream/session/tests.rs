@@ -236,7 +236,9 @@ fn a_speculative_final_that_hears_the_beginning_differently_retracts_no_stable_w
     let frames = script(&[(1, 25), (2, 25), (3, 25), (4, 25), (0, 10)]);
     let updates = live(&mut s, &mut m, &frames, &mut clock);
     assert!(
-        m.calls.iter().any(|c| c.prefix.as_deref() == Some(&[]) && c.frames == 104),
+        m.calls
+            .iter()
+            .any(|c| c.prefix.as_deref() == Some(&[]) && c.frames == 104),
         "the speculative final ran: {:?}",
         m.calls
     );

@@ -132,3 +132,42 @@ pub fn notify(text: &str) -> Result<&'static str, DeliveryError> {
     run("notify-send", &["v2m", text], None)?;
     Ok("notify-send")
 }
+
+/// The clipboard's text.
+pub fn read_clipboard(session: Session) -> Result<String, DeliveryError> {
+    let tools: &[(&str, &[&str])] = match session {
+        Session::Wayland => &[("wl-paste", &["--no-newline"])],
+        Session::X11 => &[
+            ("xclip", &["-selection", "clipboard", "-o"]),
+            ("xsel", &["--clipboard", "--output"]),
+        ],
+        Session::None => {
+            return Err(DeliveryError(
+                "no graphical session (neither WAYLAND_DISPLAY nor DISPLAY is set): no clipboard"
+                    .into(),
+            ));
+        }
+    };
+    for (program, args) in tools {
+        if on_path(program) {
+            let out = Command::new(program)
+                .args(*args)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .map_err(|e| DeliveryError(format!("{program}: {e}")))?;
+            if !out.status.success() {
+                return Err(DeliveryError(format!(
+                    "{program} failed ({}): is the clipboard empty?",
+                    out.status
+                )));
+            }
+            return String::from_utf8(out.stdout)
+                .map_err(|_| DeliveryError("the clipboard holds no text".into()));
+        }
+    }
+    Err(DeliveryError(match session {
+        Session::Wayland => "no clipboard tool: install wl-clipboard (wl-paste)".into(),
+        _ => "no clipboard tool: install xclip or xsel".into(),
+    }))
+}

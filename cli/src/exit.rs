@@ -19,6 +19,8 @@ pub const TIMEOUT: u8 = 5;
 pub const REFUSED: u8 = 6;
 /// The text was produced but could not be delivered (clipboard or typing tool missing).
 pub const DELIVERY: u8 = 7;
+/// Refining was asked for but failed: the raw text was delivered, and one line says why.
+pub const UNREFINED: u8 = 8;
 /// The text was delivered, but part of the dictation's audio was lost before a worker read
 /// it (a worker restarted late in a dictation longer than the ring): words are missing.
 pub const INCOMPLETE: u8 = 9;
@@ -27,7 +29,7 @@ pub const INCOMPLETE: u8 = 9;
 pub const HELP: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 v2m-rt not running, 4 no speech detected, \
 5 timed out waiting for the text (`v2m-cli last` prints it once it comes), 6 refused by v2m-rt \
 (state, paused, no worker, device, bad file), 7 text printed but not delivered \
-(clipboard/typing tool missing), 9 text printed but part of the audio was lost (words missing)";
+(clipboard/typing tool missing), 8 refining failed: the raw text was delivered, 9 text printed but part of the audio was lost (words missing)";
 
 /// The exit code for a failed call.
 pub fn code_for(e: &ClientError) -> u8 {

@@ -8,9 +8,11 @@ use std::time::Duration;
 use v2m_cli::deliver::{self, Session};
 use v2m_cli::exit;
 use v2m_cli::listen::Renderer;
+use v2m_cli::refine::{Refiner, Task};
 use v2m_shm_proto::client::{Client, ClientError};
 use v2m_shm_proto::protocol::{Event, FinalText, Reply, RequestBody};
 use v2m_text::progress::FileProgress;
+use v2m_text::rules::TextRules;
 use v2m_text::transcript::{self, Format};
 
 /// Local voice dictation: control the v2m-rt daemon.
@@ -23,6 +25,9 @@ struct Args {
     /// Print JSON (one object per line) instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Config file for `[text]` and `[refine]` [default: $XDG_CONFIG_HOME/v2m/config.toml].
+    #[arg(long, global = true, env = "V2M_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -38,6 +43,19 @@ struct Deliver {
     /// Show the text in a notification (notify-send).
     #[arg(long)]
     notify: bool,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct RefineArgs {
+    /// Clean the text up with the `[refine]` chat model (sends the text, never audio, to it).
+    #[arg(long, conflicts_with = "no_refine")]
+    refine: bool,
+    /// Do not refine, even with `[refine] default = true`.
+    #[arg(long)]
+    no_refine: bool,
+    /// Translate the text into LANG (a language name, "German") with the `[refine]` model.
+    #[arg(long, value_name = "LANG", conflicts_with = "no_refine")]
+    translate_to: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -57,9 +75,39 @@ enum Cmd {
     /// Start dictating (the last 300 ms before are included).
     Start,
     /// Stop dictating and print the text.
-    Stop(Deliver),
+    Stop {
+        #[command(flatten)]
+        deliver: Deliver,
+        #[command(flatten)]
+        refine: RefineArgs,
+    },
     /// Start if idle, else stop and print the text (bind this to a hotkey).
-    Toggle(Deliver),
+    Toggle {
+        #[command(flatten)]
+        deliver: Deliver,
+        #[command(flatten)]
+        refine: RefineArgs,
+    },
+    /// Clean up any text: the `[text]` rules, then the `[refine]` chat model when it is on
+    /// (`[refine] default = true`, `--llm` or `--translate-to`). Needs no audio and no v2m-rt.
+    Refine {
+        /// The text [default: standard input].
+        text: Option<String>,
+        /// Read the text from the clipboard (wl-paste, xclip or xsel).
+        #[arg(long, conflicts_with = "text")]
+        clipboard_in: bool,
+        /// Send the text to the `[refine]` chat model even without `[refine] default = true`.
+        #[arg(long, conflicts_with = "no_llm")]
+        llm: bool,
+        /// The rules only, even with `[refine] default = true`.
+        #[arg(long)]
+        no_llm: bool,
+        /// Translate the text into LANG with the `[refine]` model.
+        #[arg(long, value_name = "LANG", conflicts_with = "no_llm")]
+        translate_to: Option<String>,
+        #[command(flatten)]
+        deliver: Deliver,
+    },
     /// Drop the current dictation.
     Cancel,
     /// Daemon state, input, workers, counters.
@@ -121,6 +169,10 @@ fn fail(json: bool, code: u8, message: &str) -> u8 {
 }
 
 fn run(args: Args) -> u8 {
+    if let Cmd::Refine { .. } = args.command {
+        // Needs no socket: works whether or not v2m-rt runs.
+        return run_with_socket(args, PathBuf::new());
+    }
     let socket = match args.socket.clone() {
         Some(s) => s,
         None => match v2m_shm_proto::paths::control_socket() {
@@ -128,6 +180,10 @@ fn run(args: Args) -> u8 {
             Err(e) => return fail(args.json, exit::ERROR, &e.to_string()),
         },
     };
+    run_with_socket(args, socket)
+}
+
+fn run_with_socket(args: Args, socket: PathBuf) -> u8 {
     let json = args.json;
     let body = match args.command {
         Cmd::Up {
@@ -166,8 +222,33 @@ fn run(args: Args) -> u8 {
             };
         }
         Cmd::Start => RequestBody::Start,
-        Cmd::Stop(d) => return final_request(&socket, json, RequestBody::Stop, d),
-        Cmd::Toggle(d) => return final_request(&socket, json, RequestBody::Toggle, d),
+        Cmd::Stop { deliver, refine } => {
+            let out = Output::new(json, args.config.as_deref());
+            return final_request(&socket, &out, RequestBody::Stop, deliver, &refine);
+        }
+        Cmd::Toggle { deliver, refine } => {
+            let out = Output::new(json, args.config.as_deref());
+            return final_request(&socket, &out, RequestBody::Toggle, deliver, &refine);
+        }
+        Cmd::Refine {
+            text,
+            clipboard_in,
+            llm,
+            no_llm,
+            translate_to,
+            deliver,
+        } => {
+            let input = match read_input(text, clipboard_in) {
+                Ok(t) => t,
+                Err(e) => return fail(json, exit::ERROR, &e),
+            };
+            let flags = RefineArgs {
+                refine: llm,
+                no_refine: no_llm,
+                translate_to,
+            };
+            return refine_command(json, args.config.as_deref(), &input, &flags, deliver);
+        }
         Cmd::Cancel => RequestBody::Cancel,
         Cmd::Status => RequestBody::Status,
         Cmd::Ping => RequestBody::Ping,
@@ -303,39 +384,172 @@ fn print_reply(reply: &Reply) {
     }
 }
 
-/// stop, toggle, transcribe: print the text, then deliver it.
-fn final_request(socket: &std::path::Path, json: bool, body: RequestBody, d: Deliver) -> u8 {
+/// How results are printed, and the configuration refining reads.
+struct Output<'a> {
+    json: bool,
+    config: Option<&'a std::path::Path>,
+}
+
+impl<'a> Output<'a> {
+    fn new(json: bool, config: Option<&'a std::path::Path>) -> Output<'a> {
+        Output { json, config }
+    }
+}
+
+/// The outcome of refining: the text to deliver, and why it is the raw one if refining was
+/// asked for and failed.
+struct Refined {
+    text: String,
+    asked: bool,
+    failure: Option<String>,
+    /// How long the model took (or failed), ms.
+    ms: f64,
+}
+
+/// Runs the `[refine]` model on `text` if `flags` (or `[refine] default`) ask for it.
+fn refine_text(config: Option<&std::path::Path>, text: &str, flags: &RefineArgs) -> Refined {
+    let raw = |asked, failure| Refined {
+        text: text.to_string(),
+        asked,
+        failure,
+        ms: 0.0,
+    };
+    if flags.no_refine || text.trim().is_empty() {
+        return raw(false, None);
+    }
+    let table = match load_text_config(config) {
+        Ok(c) => c.refine,
+        Err(e) => {
+            let asked = flags.refine || flags.translate_to.is_some();
+            return raw(asked, asked.then_some(e));
+        }
+    };
+    let refiner = match Refiner::from_table(&table) {
+        Ok(r) => r,
+        Err(e) => {
+            let asked = flags.refine || flags.translate_to.is_some() || table.default == Some(true);
+            return raw(asked, asked.then(|| e.to_string()));
+        }
+    };
+    let task = match &flags.translate_to {
+        Some(lang) => Task::TranslateTo(lang.clone()),
+        None if flags.refine || refiner.default_on => Task::CleanUp,
+        None => return raw(false, None),
+    };
+    let since = std::time::Instant::now();
+    let result = refiner.run(text, &task);
+    let ms = since.elapsed().as_secs_f64() * 1e3;
+    match result {
+        Ok(t) => Refined {
+            text: t,
+            asked: true,
+            failure: None,
+            ms,
+        },
+        Err(e) => Refined {
+            ms,
+            ..raw(true, Some(e.to_string()))
+        },
+    }
+}
+
+fn load_text_config(
+    named: Option<&std::path::Path>,
+) -> Result<v2m_text::config::TextConfig, String> {
+    match named {
+        Some(p) => v2m_text::config::load(p, true),
+        None => v2m_text::config::load(&v2m_shm_proto::paths::config_file(), false),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Adds the refining outcome to a JSON object.
+fn with_refined(mut v: serde_json::Value, r: &Refined, raw: &str) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("text".into(), r.text.clone().into());
+        if r.asked {
+            o.insert("refined".into(), r.failure.is_none().into());
+            if let Some(why) = &r.failure {
+                o.insert("reason".into(), why.clone().into());
+            }
+            o.insert("refine_ms".into(), ((r.ms * 10.0).round() / 10.0).into());
+            if r.text != raw {
+                o.insert("raw_text".into(), raw.into());
+            }
+        }
+    }
+    v
+}
+
+/// stop, toggle: print the text (refined if asked), then deliver it.
+fn final_request(
+    socket: &std::path::Path,
+    out: &Output,
+    body: RequestBody,
+    d: Deliver,
+    flags: &RefineArgs,
+) -> u8 {
+    let json = out.json;
     let reply = match Client::connect(socket).and_then(|mut c| c.request(body)) {
         Ok(r) => r,
         Err(e) => return fail(json, exit::code_for(&e), &e.to_string()),
     };
-    let text: Option<&FinalText> = match &reply {
-        Reply::Stopped(f) | Reply::Transcribed(f) => Some(f),
-        _ => None,
+    let Reply::Stopped(f) = &reply else {
+        // toggle that started a session
+        if json {
+            println!("{}", serde_json::to_string(&reply).unwrap_or_default());
+        } else {
+            print_reply(&reply);
+        }
+        return exit::OK;
     };
+    let raw = f.text.trim();
+    let refined = refine_text(out.config, raw, flags);
     if json {
-        println!("{}", serde_json::to_string(&reply).unwrap_or_default());
+        let mut v = serde_json::to_value(&reply).unwrap_or_default();
+        if let Some(inner) = v.get_mut("Stopped") {
+            *inner = with_refined(inner.take(), &refined, raw);
+        }
+        println!("{v}");
     } else {
-        print_reply(&reply);
+        println!("{}", refined.text);
     }
-    match text {
-        Some(f) => deliver_final(f, d),
-        None => exit::OK,
+    let mut code = warn_lost(f);
+    if let Some(why) = &refined.failure {
+        eprintln!("v2m-cli: delivered unrefined: {why}");
+        code = exit::UNREFINED;
+    }
+    match deliver_text(&refined.text, d) {
+        exit::OK => code,
+        failed => failed,
     }
 }
 
-/// Warns of lost audio, then delivers the text as asked; the exit code says what failed.
-fn deliver_final(f: &FinalText, d: Deliver) -> u8 {
-    let text = f.text.trim();
-    let session = Session::detect();
-    let mut code = exit::OK;
+/// Warns of lost audio: the exit code says words are missing.
+fn warn_lost(f: &FinalText) -> u8 {
     if f.lost_frames > 0 {
         eprintln!(
             "v2m-cli: warning: {:.1} s of this dictation's audio were lost before the worker read them (it restarted after the ring had overwritten them): words are missing",
             f.lost_seconds()
         );
-        code = exit::INCOMPLETE;
+        return exit::INCOMPLETE;
     }
+    exit::OK
+}
+
+/// Warns of lost audio, then delivers the text as asked; the exit code says what failed.
+fn deliver_final(f: &FinalText, d: Deliver) -> u8 {
+    let lost = warn_lost(f);
+    match deliver_text(f.text.trim(), d) {
+        exit::OK => lost,
+        failed => failed,
+    }
+}
+
+/// Delivers `text` as asked; exit::DELIVERY if a way failed (the text is printed already).
+fn deliver_text(text: &str, d: Deliver) -> u8 {
+    let session = Session::detect();
+    let mut code = exit::OK;
     let mut attempt = |what: &str, r: Result<&'static str, deliver::DeliveryError>| {
         if let Err(e) = r {
             eprintln!("v2m-cli: {what}: {e} (the text is printed above)");
@@ -352,6 +566,57 @@ fn deliver_final(f: &FinalText, d: Deliver) -> u8 {
         attempt("notify", deliver::notify(text));
     }
     code
+}
+
+/// refine's input: the argument, the clipboard, or standard input.
+fn read_input(text: Option<String>, clipboard: bool) -> Result<String, String> {
+    if let Some(t) = text {
+        return Ok(t);
+    }
+    if clipboard {
+        return deliver::read_clipboard(Session::detect()).map_err(|e| format!("clipboard: {e}"));
+    }
+    let mut t = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+        .map_err(|e| format!("standard input: {e}"))?;
+    Ok(t)
+}
+
+/// refine: the rules, then the model if asked; printed, then delivered.
+fn refine_command(
+    json: bool,
+    config: Option<&std::path::Path>,
+    input: &str,
+    flags: &RefineArgs,
+    d: Deliver,
+) -> u8 {
+    let rules = match load_text_config(config)
+        .and_then(|c| TextRules::new(&c.text).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => return fail(json, exit::ERROR, &e),
+    };
+    let ruled = rules.apply(input.trim());
+    let refined = refine_text(config, &ruled, flags);
+    if json {
+        let v = with_refined(serde_json::json!({}), &refined, &ruled);
+        let mut v = v;
+        if let Some(o) = v.as_object_mut() {
+            o.entry("refined").or_insert(false.into());
+        }
+        println!("{v}");
+    } else {
+        println!("{}", refined.text);
+    }
+    let mut code = exit::OK;
+    if let Some(why) = &refined.failure {
+        eprintln!("v2m-cli: delivered unrefined: {why}");
+        code = exit::UNREFINED;
+    }
+    match deliver_text(&refined.text, d) {
+        exit::OK => code,
+        failed => failed,
+    }
 }
 
 /// transcribe: each file in its own request, its progress on the terminal (or as JSON lines

@@ -2,6 +2,9 @@
 //! v2m-worker processes under its supervision, v2m-cli as a user runs it.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod http;
+pub mod llm;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -186,12 +189,16 @@ impl Drop for Pipeline {
 
 pub trait OutputExt {
     fn stdout_str(&self) -> String;
+    fn stderr_str(&self) -> String;
     fn code(&self) -> i32;
 }
 
 impl OutputExt for Output {
     fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
     }
     fn code(&self) -> i32 {
         self.status.code().unwrap_or(-1)

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The worker's tests run the real models (tiny.en, base) on ONNX Runtime against the reference.
 scripts/setup-model.sh tiny.en base
+# The refine tests run a real local LLM: llama.cpp's server and SmolLM2-135M-Instruct.
+scripts/setup-llm.sh >/dev/null
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

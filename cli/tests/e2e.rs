@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 use v2m_tests::watchdog::Watchdog;
@@ -157,13 +157,8 @@ fn a_worker_killed_mid_utterance_is_restarted_and_stop_returns_the_whole_text() 
 fn clipboard_under_a_real_x_server_holds_the_text() {
     let _wd = Watchdog::arm(Duration::from_secs(400), "clipboard");
     let p = Pipeline::start("clipboard");
-    let display = format!(":{}", 90 + std::process::id() % 100);
-    let mut xvfb = Command::new("Xvfb")
-        .args([display.as_str(), "-nolisten", "tcp"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb missing: run scripts/setup.sh");
+    let xvfb = support::XServer::start(90);
+    let display = xvfb.display.clone();
     std::thread::sleep(Duration::from_millis(500));
     let (wav, reference) = recording("0880");
     let out = Command::new(env!("CARGO_BIN_EXE_v2m-cli"))
@@ -181,8 +176,7 @@ fn clipboard_under_a_real_x_server_holds_the_text() {
         .env("DISPLAY", &display)
         .output()
         .unwrap();
-    let _ = xvfb.kill();
-    let _ = xvfb.wait();
+    drop(xvfb);
     assert_eq!(String::from_utf8_lossy(&clip.stdout).trim(), text);
     // No tool for the session: the text is still printed, exit 7 names what to install.
     let out = Command::new(env!("CARGO_BIN_EXE_v2m-cli"))

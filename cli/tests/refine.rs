@@ -396,3 +396,56 @@ fn gemini_requests_carry_the_key_in_a_header_and_its_errors_are_reasons() {
     );
     assert_eq!(blocked.requests().len(), 1, "no request without a key");
 }
+
+#[test]
+fn refine_takes_the_clipboard_and_puts_the_result_back_under_a_real_x_server() {
+    let _wd = Watchdog::arm(Duration::from_secs(60), "refine clipboard");
+    let dir = scratch("clipboard");
+    let cfg = config(&dir, "[text]\nreplacements = { \"jason\" = \"JSON\" }\n");
+    let xvfb = support::XServer::start(190);
+    let display = xvfb.display.clone();
+    let xclip = |args: &[&str], input: Option<&str>| {
+        let mut c = Command::new("xclip")
+            .args(["-selection", "clipboard"])
+            .args(args)
+            .env("DISPLAY", &display)
+            .stdin(Stdio::piped())
+            .stdout(if input.is_some() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xclip missing: run scripts/setup.sh");
+        if let Some(text) = input {
+            c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        drop(c.stdin.take());
+        c.wait_with_output().unwrap()
+    };
+    // The X server takes a moment to accept clients: put the text in until it is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        xclip(&[], Some("send the jason comma please"));
+        if String::from_utf8_lossy(&xclip(&["-o"], None).stdout) == "send the jason comma please" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Xvfb did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = cli(
+        &cfg,
+        &["refine", "--clipboard-in", "--clipboard"],
+        None,
+        &[("DISPLAY", display.as_str()), ("WAYLAND_DISPLAY", "")],
+    );
+    let back = xclip(&["-o"], None);
+    drop(xvfb);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr_str());
+    assert_eq!(out.stdout_str().trim(), "send the JSON, please");
+    assert_eq!(
+        String::from_utf8_lossy(&back.stdout),
+        "send the JSON, please"
+    );
+}

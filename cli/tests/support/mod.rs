@@ -240,3 +240,31 @@ pub fn close_enough(reference: &str, hypothesis: &str) -> bool {
     let errors = wer(reference, hypothesis) * words(reference).len() as f64;
     errors <= (0.2 * words(reference).len() as f64).max(2.0) + 1e-9
 }
+
+/// A virtual X server (Xvfb) on its own display, killed when dropped.
+pub struct XServer {
+    child: Child,
+    pub display: String,
+}
+
+impl XServer {
+    /// Starts Xvfb on a display chosen from this process' id plus `offset` (tests that run at
+    /// the same time pass different offsets).
+    pub fn start(offset: u32) -> XServer {
+        let display = format!(":{}", offset + std::process::id() % 100);
+        let child = Command::new("Xvfb")
+            .args([display.as_str(), "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb missing: run scripts/setup.sh");
+        XServer { child, display }
+    }
+}
+
+impl Drop for XServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

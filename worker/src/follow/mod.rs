@@ -8,7 +8,7 @@ pub mod inbox;
 pub mod watch;
 
 use crate::error::{ConnectionKind, WorkerError};
-use crate::memory;
+use crate::memory::{self, UnloadPolicy};
 use crate::stream::session::{PassKind, SessionStream, StreamPolicy, Update};
 use crate::transcriber::Transcriber;
 use heartbeat::Outbox;
@@ -87,7 +87,7 @@ struct Follower<L> {
     ep: String,
     queue: VecDeque<Assigned>,
     active: Option<Active>,
-    last_memory_check: Instant,
+    memory: UnloadPolicy,
 }
 
 /// Connects to v2m-rt and follows sessions until told to shut down. `load` loads (and reloads,
@@ -118,6 +118,7 @@ where
     let inbox = spawn_inbox(sock.try_clone().map_err(io)?, watch.clone());
     let out = Outbox::new(sock);
     heartbeat::spawn(out.clone(), watch.clone());
+    let memory = UnloadPolicy::new(opts.unload_below);
     let mut f = Follower {
         opts,
         out,
@@ -129,7 +130,7 @@ where
         ep,
         queue: VecDeque::new(),
         active: None,
-        last_memory_check: Instant::now(),
+        memory,
     };
     f.send_health("")?;
     f.run()
@@ -268,21 +269,15 @@ where
 
     /// Between sessions: give the model back under memory pressure.
     fn idle(&mut self) -> Result<(), WorkerError> {
-        if self.model.is_none() || self.last_memory_check.elapsed() < Duration::from_secs(1) {
+        if self.model.is_none() || !self.memory.due(Instant::now()) {
             return Ok(());
         }
-        self.last_memory_check = Instant::now();
-        if let Some((true, fraction)) = memory::under_pressure(self.opts.unload_below) {
-            self.model = None;
-            let note = format!(
-                "model unloaded: MemAvailable is {:.1}% of MemTotal, below {:.1}%",
-                fraction * 100.0,
-                self.opts.unload_below * 100.0
-            );
-            log::warn!("{note}");
-            self.send_health(&note)?;
-        }
-        Ok(())
+        let Some(note) = memory::available_fraction().and_then(|f| self.memory.decide(f)) else {
+            return Ok(());
+        };
+        self.model = None;
+        log::warn!("{note}");
+        self.send_health(&note)
     }
 
     /// Reads what the ring has for the active session, finishes it at its end, else runs the

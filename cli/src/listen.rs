@@ -54,13 +54,18 @@ impl Renderer {
     }
 }
 
+/// One terminal line of provisional text: a tentative part that begins with punctuation (a
+/// spoken "comma") joins the stable part without a space; line breaks (a spoken "new line")
+/// show as ↵, since the line is rewritten in place.
 fn join(stable: &str, tentative: &str) -> String {
-    let (s, t) = (stable.trim(), tentative.trim());
-    match (s.is_empty(), t.is_empty()) {
+    let (s, t) = (stable.trim_matches(' '), tentative.trim_matches(' '));
+    let line = match (s.is_empty(), t.is_empty()) {
         (true, _) => t.to_string(),
         (_, true) => s.to_string(),
+        _ if t.starts_with([',', '.', ';', ':', '!', '?', ')', '\n']) => format!("{s}{t}"),
         _ => format!("{s} {t}"),
-    }
+    };
+    line.replace('\n', "↵")
 }
 
 #[cfg(test)]
@@ -103,6 +108,15 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\r\x1b[Khel\r\x1b[Khello wor\r\x1b[Khello world\n"
+        );
+        let mut out = Vec::new();
+        let mut r = Renderer::new(true);
+        r.show(&mut out, &provisional("Dear John", ",\nThanks"))
+            .unwrap();
+        r.show(&mut out, &provisional("Hello", "world")).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\r\x1b[KDear John,↵Thanks\r\x1b[KHello world"
         );
         let mut out = Vec::new();
         Renderer::new(false).show(&mut out, &fin).unwrap();

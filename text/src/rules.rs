@@ -276,9 +276,9 @@ impl TextRules {
                     .rev()
                     .take_while(|&c| is_whisper_punct(c))
                     .collect();
-                let at_start = out.last().is_none_or(|p| {
-                    matches!(p, Piece::Mark(_, Glue::Line)) || p.ends_sentence()
-                });
+                let at_start = out
+                    .last()
+                    .is_none_or(|p| matches!(p, Piece::Mark(_, Glue::Line)) || p.ends_sentence());
                 if let Some(end) = tail.chars().find(|c| matches!(c, '.' | '?' | '!')) {
                     // "we go, um." : the sentence ends on the word before.
                     if let Some(Piece::Word(w)) = out.last_mut() {

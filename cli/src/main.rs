@@ -432,7 +432,13 @@ fn refine_text(config: Option<&std::path::Path>, text: &str, flags: &RefineArgs)
         }
     };
     let task = match &flags.translate_to {
-        Some(lang) => Task::TranslateTo(lang.clone()),
+        Some(lang) if lang.trim().is_empty() => {
+            return raw(
+                true,
+                Some("--translate-to needs a language (\"German\")".into()),
+            );
+        }
+        Some(lang) => Task::TranslateTo(lang.trim().to_string()),
         None if flags.refine || refiner.default_on => Task::CleanUp,
         None => return raw(false, None),
     };

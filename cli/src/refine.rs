@@ -160,23 +160,6 @@ impl Refiner {
         })
     }
 
-    /// Whether the text goes to another machine (said before it is sent).
-    pub fn is_remote(&self) -> bool {
-        let authority = self
-            .url
-            .split("://")
-            .nth(1)
-            .unwrap_or("")
-            .split('/')
-            .next()
-            .unwrap_or("");
-        let host = match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => authority.split(':').next().unwrap_or(""),
-        };
-        !(host == "localhost" || host == "::1" || host.starts_with("127."))
-    }
-
     /// The model's answer for `text`, trimmed; never empty.
     pub fn run(&self, text: &str, task: &Task) -> Result<String, RefineError> {
         let prompt = match task {
@@ -275,14 +258,13 @@ mod tests {
         let r = Refiner::from_table(&RefineTable::default()).unwrap();
         assert_eq!(r.backend, Backend::OpenAi);
         assert_eq!(r.url, DEFAULT_OPENAI_URL);
-        assert!(!r.is_remote() && !r.default_on);
+        assert!(!r.default_on);
         let g = Refiner::from_table(&RefineTable {
             backend: Some("gemini".into()),
             ..RefineTable::default()
         })
         .unwrap();
         assert_eq!(g.url, DEFAULT_GEMINI_URL);
-        assert!(g.is_remote());
         for (t, key) in [
             (
                 RefineTable {

@@ -95,6 +95,20 @@ fn refine_applies_the_rules_to_any_text_without_a_daemon() {
     assert_eq!(v["text"], "so\n\nDone");
     assert_eq!(v["refined"], false);
     assert!(v.get("reason").is_none(), "{v}");
+    // An empty language is refused like any refine failure: raw text, exit 8.
+    let out = cli(
+        &cfg,
+        &["--json", "refine", "--translate-to", " ", "text"],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(8));
+    assert!(
+        json(&out)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("needs a language")
+    );
     // Rules off: the text as it was.
     let off = config(&dir, "[text]\nrules = false\n");
     let out = cli(&off, &["refine", "um hello comma"], None, &[]);

@@ -70,14 +70,14 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), Delivery
     }
 }
 
-/// Copies `text` to the clipboard.
-pub fn clipboard(text: &str, session: Session) -> Result<&'static str, DeliveryError> {
-    let tools: &[(&str, &[&str])] = match session {
-        Session::Wayland => &[("wl-copy", &[])],
-        Session::X11 => &[
-            ("xclip", &["-selection", "clipboard"]),
-            ("xsel", &["--clipboard", "--input"]),
-        ],
+/// A clipboard tool and its arguments.
+type Tool = (&'static str, &'static [&'static str]);
+
+/// The first of the session's clipboard tools on PATH (`wayland` or `x11`), or why none.
+fn clipboard_tool(session: Session, wayland: &[Tool], x11: &[Tool]) -> Result<Tool, DeliveryError> {
+    let tools = match session {
+        Session::Wayland => wayland,
+        Session::X11 => x11,
         Session::None => {
             return Err(DeliveryError(
                 "no graphical session (neither WAYLAND_DISPLAY nor DISPLAY is set): no clipboard"
@@ -85,16 +85,30 @@ pub fn clipboard(text: &str, session: Session) -> Result<&'static str, DeliveryE
             ));
         }
     };
-    for (program, args) in tools {
-        if on_path(program) {
-            run(program, args, Some(text))?;
-            return Ok(program);
-        }
-    }
-    Err(DeliveryError(match session {
-        Session::Wayland => "no clipboard tool: install wl-clipboard (wl-copy)".into(),
-        _ => "no clipboard tool: install xclip or xsel".into(),
-    }))
+    tools
+        .iter()
+        .find(|(program, _)| on_path(program))
+        .copied()
+        .ok_or_else(|| {
+            DeliveryError(match session {
+                Session::Wayland => "no clipboard tool: install wl-clipboard".into(),
+                _ => "no clipboard tool: install xclip or xsel".into(),
+            })
+        })
+}
+
+/// Copies `text` to the clipboard.
+pub fn clipboard(text: &str, session: Session) -> Result<&'static str, DeliveryError> {
+    let (program, args) = clipboard_tool(
+        session,
+        &[("wl-copy", &[])],
+        &[
+            ("xclip", &["-selection", "clipboard"]),
+            ("xsel", &["--clipboard", "--input"]),
+        ],
+    )?;
+    run(program, args, Some(text))?;
+    Ok(program)
 }
 
 /// Types `text` into the focused window.
@@ -135,39 +149,25 @@ pub fn notify(text: &str) -> Result<&'static str, DeliveryError> {
 
 /// The clipboard's text.
 pub fn read_clipboard(session: Session) -> Result<String, DeliveryError> {
-    let tools: &[(&str, &[&str])] = match session {
-        Session::Wayland => &[("wl-paste", &["--no-newline"])],
-        Session::X11 => &[
+    let (program, args) = clipboard_tool(
+        session,
+        &[("wl-paste", &["--no-newline"])],
+        &[
             ("xclip", &["-selection", "clipboard", "-o"]),
             ("xsel", &["--clipboard", "--output"]),
         ],
-        Session::None => {
-            return Err(DeliveryError(
-                "no graphical session (neither WAYLAND_DISPLAY nor DISPLAY is set): no clipboard"
-                    .into(),
-            ));
-        }
-    };
-    for (program, args) in tools {
-        if on_path(program) {
-            let out = Command::new(program)
-                .args(*args)
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .output()
-                .map_err(|e| DeliveryError(format!("{program}: {e}")))?;
-            if !out.status.success() {
-                return Err(DeliveryError(format!(
-                    "{program} failed ({}): is the clipboard empty?",
-                    out.status
-                )));
-            }
-            return String::from_utf8(out.stdout)
-                .map_err(|_| DeliveryError("the clipboard holds no text".into()));
-        }
+    )?;
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| DeliveryError(format!("{program}: {e}")))?;
+    if !out.status.success() {
+        return Err(DeliveryError(format!(
+            "{program} failed ({}): is the clipboard empty?",
+            out.status
+        )));
     }
-    Err(DeliveryError(match session {
-        Session::Wayland => "no clipboard tool: install wl-clipboard (wl-paste)".into(),
-        _ => "no clipboard tool: install xclip or xsel".into(),
-    }))
+    String::from_utf8(out.stdout).map_err(|_| DeliveryError("the clipboard holds no text".into()))
 }

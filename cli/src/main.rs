@@ -223,12 +223,12 @@ fn run_with_socket(args: Args, socket: PathBuf) -> u8 {
         }
         Cmd::Start => RequestBody::Start,
         Cmd::Stop { deliver, refine } => {
-            let out = Output::new(json, args.config.as_deref());
-            return final_request(&socket, &out, RequestBody::Stop, deliver, &refine);
+            let config = args.config.as_deref();
+            return final_request(&socket, json, config, RequestBody::Stop, deliver, &refine);
         }
         Cmd::Toggle { deliver, refine } => {
-            let out = Output::new(json, args.config.as_deref());
-            return final_request(&socket, &out, RequestBody::Toggle, deliver, &refine);
+            let config = args.config.as_deref();
+            return final_request(&socket, json, config, RequestBody::Toggle, deliver, &refine);
         }
         Cmd::Refine {
             text,
@@ -384,18 +384,6 @@ fn print_reply(reply: &Reply) {
     }
 }
 
-/// How results are printed, and the configuration refining reads.
-struct Output<'a> {
-    json: bool,
-    config: Option<&'a std::path::Path>,
-}
-
-impl<'a> Output<'a> {
-    fn new(json: bool, config: Option<&'a std::path::Path>) -> Output<'a> {
-        Output { json, config }
-    }
-}
-
 /// The outcome of refining: the text to deliver, and why it is the raw one if refining was
 /// asked for and failed.
 struct Refined {
@@ -490,12 +478,12 @@ fn with_refined(mut v: serde_json::Value, r: &Refined, raw: &str) -> serde_json:
 /// stop, toggle: print the text (refined if asked), then deliver it.
 fn final_request(
     socket: &std::path::Path,
-    out: &Output,
+    json: bool,
+    config: Option<&std::path::Path>,
     body: RequestBody,
     d: Deliver,
     flags: &RefineArgs,
 ) -> u8 {
-    let json = out.json;
     let reply = match Client::connect(socket).and_then(|mut c| c.request(body)) {
         Ok(r) => r,
         Err(e) => return fail(json, exit::code_for(&e), &e.to_string()),
@@ -510,7 +498,7 @@ fn final_request(
         return exit::OK;
     };
     let raw = f.text.trim();
-    let refined = refine_text(out.config, raw, flags);
+    let refined = refine_text(config, raw, flags);
     if json {
         let mut v = serde_json::to_value(&reply).unwrap_or_default();
         if let Some(inner) = v.get_mut("Stopped") {
@@ -520,7 +508,13 @@ fn final_request(
     } else {
         println!("{}", refined.text);
     }
-    let mut code = warn_lost(f);
+    deliver_refined(&refined, warn_lost(f), d)
+}
+
+/// Says why the text is unrefined if refining failed, then delivers it; the exit code says
+/// what went wrong last (`code`: what the caller already found).
+fn deliver_refined(refined: &Refined, code: u8, d: Deliver) -> u8 {
+    let mut code = code;
     if let Some(why) = &refined.failure {
         eprintln!("v2m-cli: delivered unrefined: {why}");
         code = exit::UNREFINED;
@@ -605,8 +599,7 @@ fn refine_command(
     let ruled = rules.apply(input.trim());
     let refined = refine_text(config, &ruled, flags);
     if json {
-        let v = with_refined(serde_json::json!({}), &refined, &ruled);
-        let mut v = v;
+        let mut v = with_refined(serde_json::json!({}), &refined, &ruled);
         if let Some(o) = v.as_object_mut() {
             o.entry("refined").or_insert(false.into());
         }
@@ -614,15 +607,7 @@ fn refine_command(
     } else {
         println!("{}", refined.text);
     }
-    let mut code = exit::OK;
-    if let Some(why) = &refined.failure {
-        eprintln!("v2m-cli: delivered unrefined: {why}");
-        code = exit::UNREFINED;
-    }
-    match deliver_text(&refined.text, d) {
-        exit::OK => code,
-        failed => failed,
-    }
+    deliver_refined(&refined, exit::OK, d)
 }
 
 /// transcribe: each file in its own request, its progress on the terminal (or as JSON lines

@@ -181,7 +181,7 @@ impl Refiner {
     }
 }
 
-/// POSTs `body` (JSON) to `url` with `headers`; the status and body text of the answer.
+/// POSTs `body` (JSON) to `url` with `headers`; the answer's JSON, or why there is none.
 pub(crate) fn post_json(
     r: &Refiner,
     url: &str,

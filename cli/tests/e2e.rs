@@ -47,12 +47,7 @@ fn dictation_through_the_whole_pipeline() {
     assert!(close_enough(&reference2, &text));
     std::thread::sleep(Duration::from_millis(300));
     let _ = p.cli(&["shutdown"]).code(); // ends the listener's stream, checked below
-    let out = listener.wait_with_output().unwrap();
-    let events: Vec<serde_json::Value> = out
-        .stdout_str()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = support::listen_events(listener);
     let provisional = events
         .iter()
         .filter(|e| e.get("Provisional").is_some())

@@ -70,12 +70,7 @@ fn spoken_punctuation_and_replacements_reach_provisional_and_final_text() {
     );
 
     let _ = p.cli(&["shutdown"]);
-    let out = listener.wait_with_output().unwrap();
-    let events: Vec<serde_json::Value> = out
-        .stdout_str()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = support::listen_events(listener);
     let provisional: Vec<String> = events
         .iter()
         .filter_map(|e| e.get("Provisional"))

@@ -268,3 +268,14 @@ impl Drop for XServer {
         let _ = self.child.wait();
     }
 }
+
+/// The events a `listen --json` child printed, once it has ended.
+pub fn listen_events(listener: Child) -> Vec<serde_json::Value> {
+    listener
+        .wait_with_output()
+        .unwrap()
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -215,7 +215,7 @@ fn a_worker_over_its_memory_limit_is_killed_and_restarted_while_capture_goes_on(
         "--".into(),
     ];
     worker.extend(tiny_worker());
-    let mut p = Pipeline::start_with("cgroup-oom", &worker, true);
+    let mut p = pipeline_with("cgroup-oom", &worker, true);
     let pid = p.worker_pid().expect("the supervised worker runs");
     let (group, v2) = group_of(pid, "memory");
     // Anonymous memory: what the kernel cannot reclaim (page cache it can, so it does not count).
@@ -232,7 +232,7 @@ fn a_worker_over_its_memory_limit_is_killed_and_restarted_while_capture_goes_on(
     );
     assert!(anon < limit && anon > 64 << 20, "{anon}");
 
-    let frames = |p: &Pipeline| -> u64 {
+    let frames = |p: &Daemon| -> u64 {
         let s: serde_json::Value = serde_json::from_str(&ok(p.cli(&["--json", "status"]))).unwrap();
         s["Status"]["ring"]["frames_written"].as_u64().unwrap()
     };
@@ -256,7 +256,8 @@ fn a_worker_over_its_memory_limit_is_killed_and_restarted_while_capture_goes_on(
     let _ = filler.kill();
     let _ = filler.wait();
     let _ = std::fs::remove_file(&fill);
-    p.wait_for_worker(Duration::from_secs(120));
+    p.wait_for_worker(Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}"));
     let after = frames(&p);
     eprintln!("ring frames: {before} before, {during} at the kill, {after} after the restart");
     assert!(during > before && after > during, "capture stopped");

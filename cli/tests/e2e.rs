@@ -15,7 +15,7 @@ use v2m_tests::watchdog::Watchdog;
 #[test]
 fn dictation_through_the_whole_pipeline() {
     let _wd = Watchdog::arm(Duration::from_secs(400), "end to end");
-    let p = Pipeline::start("dictation");
+    let p = pipeline("dictation");
     let (wav, reference) = recording("0870");
 
     // start 100 ms after the speech begins, stop right at its end: pre-roll keeps the first
@@ -63,7 +63,7 @@ fn dictation_through_the_whole_pipeline() {
 #[test]
 fn cancel_pause_resume_transcribe_no_speech_and_errors() {
     let _wd = Watchdog::arm(Duration::from_secs(400), "end to end, other commands");
-    let p = Pipeline::start("commands");
+    let p = pipeline("commands");
     let (wav, reference) = recording("0880");
 
     // transcribe FILE (a relative path works too).
@@ -130,7 +130,7 @@ fn cancel_pause_resume_transcribe_no_speech_and_errors() {
 #[test]
 fn a_worker_killed_mid_utterance_is_restarted_and_stop_returns_the_whole_text() {
     let _wd = Watchdog::arm(Duration::from_secs(400), "worker kill -9");
-    let p = Pipeline::start("kill");
+    let p = pipeline("kill");
     let (wav, reference) = recording("0870");
     ok(p.cli(&["start"]));
     let (began, length) = play(&p, &wav);
@@ -151,7 +151,7 @@ fn a_worker_killed_mid_utterance_is_restarted_and_stop_returns_the_whole_text() 
 #[test]
 fn clipboard_under_a_real_x_server_holds_the_text() {
     let _wd = Watchdog::arm(Duration::from_secs(400), "clipboard");
-    let p = Pipeline::start("clipboard");
+    let p = pipeline("clipboard");
     let xvfb = support::XServer::start(90);
     let display = xvfb.display.clone();
     std::thread::sleep(Duration::from_millis(500));

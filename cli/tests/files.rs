@@ -113,7 +113,7 @@ fn cues(subtitles: &str, srt: bool) -> Vec<(f64, f64, String)> {
 fn every_format_gives_the_wav_text_and_subtitles_follow_the_speech() {
     let _wd = Watchdog::arm(Duration::from_secs(600), "files: formats");
     // v2m-rt's log goes to a file: a failure's message then stands out in the test's output.
-    let p = Pipeline::start_with("formats", &tiny_worker(), true);
+    let p = pipeline_with("formats", &tiny_worker(), true);
     let (wav, reference, spans) = joined(&p.dir);
     let wav_text = ok(p.cli(&["transcribe", wav.to_str().unwrap()]));
     let wav_wer = wer(&reference, &wav_text);
@@ -236,7 +236,7 @@ fn five_minutes(dir: &Path) -> (PathBuf, String) {
 #[test]
 fn a_five_minute_file_gives_the_same_text_in_lossy_formats_and_well_formed_subtitles() {
     let _wd = Watchdog::arm(Duration::from_secs(900), "files: five minutes");
-    let p = Pipeline::start_with("five", &tiny_worker(), true);
+    let p = pipeline_with("five", &tiny_worker(), true);
     let (wav, reference) = five_minutes(&p.dir);
     let length_s = v2m_audio::decode::read_mono_16k(&wav).unwrap().len() as f64 / 16_000.0;
     assert!(length_s >= 300.0, "{length_s} s");
@@ -289,7 +289,7 @@ fn corpus_wer_of(reference: &str, hypothesis: &str) -> f64 {
 #[test]
 fn bad_files_are_refused_a_cancelled_file_stops_and_the_daemon_goes_on() {
     let _wd = Watchdog::arm(Duration::from_secs(600), "files: bad and cancelled");
-    let p = Pipeline::start("badfiles");
+    let p = pipeline("badfiles");
     let (wav, reference) = recording("0870");
     let dir = &p.dir;
     let empty = dir.join("empty.wav");

@@ -31,7 +31,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 #[test]
 fn an_idle_worker_sleeps_while_the_microphone_runs() {
     let _wd = Watchdog::arm(Duration::from_secs(300), "hostile: idle worker");
-    let p = Pipeline::start("idle");
+    let p = pipeline("idle");
     let pid = p.worker_pid().expect("the supervised worker runs");
     // After a dictation (its threads have all run once), then idle.
     let (wav, reference) = recording("0880");
@@ -76,7 +76,7 @@ fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>)
 #[test]
 fn a_final_that_comes_after_stop_gave_up_is_kept_broadcast_and_printed_by_last() {
     let _wd = Watchdog::arm(Duration::from_secs(300), "hostile: late final");
-    let p = Pipeline::start_configured("late", &tiny_worker(), true, "stop_timeout_ms = 3000");
+    let p = pipeline_configured("late", &tiny_worker(), true, "stop_timeout_ms = 3000");
     let (wav, reference) = recording("0870");
     let mut listen = p.cli_spawn(&["listen"]);
     ok(p.cli(&["start"]));
@@ -149,7 +149,7 @@ fn long_dictation(dir: &Path) -> PathBuf {
 fn a_worker_restarted_after_the_ring_wrapped_reports_the_audio_it_lost() {
     let _wd = Watchdog::arm(Duration::from_secs(300), "hostile: lost audio");
     // A ring of 512 frames (10.24 s, the least v2m-rt takes) and a 22 s dictation.
-    let p = Pipeline::start_configured(
+    let p = pipeline_configured(
         "lost",
         &tiny_worker(),
         true,

@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{OutputExt, Pipeline, play, tiny_worker};
+use support::{Cli, OutputExt, pipeline_with, play, tiny_worker};
 use v2m_tests::watchdog::Watchdog;
 
 #[test]
@@ -35,7 +35,7 @@ fn spoken_punctuation_and_replacements_reach_provisional_and_final_text() {
     .unwrap();
     let mut worker = tiny_worker();
     worker.extend(["--config".into(), config.display().to_string()]);
-    let p = Pipeline::start_with("text", &worker, false);
+    let p = pipeline_with("text", &worker, false);
 
     let listener = p.cli_spawn(&["listen", "--json"]);
     std::thread::sleep(Duration::from_millis(300));

@@ -72,7 +72,7 @@ fn configured_workers_are_restarted_with_backoff_and_stopped_on_shutdown() {
     let starts = dir.join("crasher.starts");
     let config = format!(
         "[[workers]]\nname = \"crasher\"\ncommand = [\"sh\", \"-c\", \"date +%s%N >> {}; exit 3\"]\n\
-         [[workers]]\nname = \"sleeper\"\ncommand = [\"sh\", \"-c\", \"echo $$ $V2M_WORKER_NAME > {}; exec sleep 600\"]\n",
+         [[workers]]\nname = \"sleeper\"\ncommand = [\"sh\", \"-c\", \"echo $$ $V2M_WORKER_NAME $V2M_CONFIG > {}; exec sleep 600\"]\n",
         starts.display(),
         pidfile.display()
     );
@@ -124,8 +124,14 @@ fn configured_workers_are_restarted_with_backoff_and_stopped_on_shutdown() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let (pid, name) = pid_line.trim().split_once(' ').unwrap();
+    let fields: Vec<&str> = pid_line.split_whitespace().collect();
+    let [pid, name, config] = fields[..] else {
+        panic!("the sleeper wrote {pid_line:?}")
+    };
     assert_eq!(name, "sleeper", "the worker learns its name");
+    // And the config file v2m-rt was given, for its [worker] and [text] tables.
+    let given = std::fs::canonicalize(d.dir.join("config.toml")).unwrap();
+    assert_eq!(std::path::Path::new(config), given);
     let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
     assert!(proc_dir.exists());
     // Shutdown: the sleeper never says hello nor exits by itself; it is terminated.

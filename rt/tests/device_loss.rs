@@ -6,7 +6,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{Daemon, FakeWorker, final_text};
+use support::{Daemon, DaemonOptions, FakeWorker, final_text, scratch};
 use v2m_shm_proto::client::Client;
 use v2m_shm_proto::protocol::{Reply, RequestBody};
 use v2m_shm_proto::ring::{Frame, FrameFlags};
@@ -16,9 +16,10 @@ use v2m_tests::watchdog::Watchdog;
 fn on_pulse(name: &str) -> (Daemon, PulseMic) {
     PulseMic::require();
     let mut pulse = None;
-    let d = Daemon::start_on(name, pulse_mic::DEVICE, &[], None, |dir, xdg| {
-        pulse = Some(PulseMic::start(dir, xdg));
-    });
+    let d = DaemonOptions::new(scratch(name))
+        .device(pulse_mic::DEVICE)
+        .start_prepared(|dir, xdg| pulse = Some(PulseMic::start(dir, xdg)))
+        .unwrap_or_else(|e| panic!("{e}"));
     (d, pulse.unwrap())
 }
 

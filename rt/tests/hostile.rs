@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Daemon, FakeWorker, final_text, provisional, rss_mib, scratch};
+use support::{Daemon, DaemonOptions, FakeWorker, final_text, provisional, rss_mib, scratch};
 use v2m_shm_proto::client::{Client, ClientError};
 use v2m_shm_proto::protocol::{
     self, Assignment, DaemonMessage, DaemonState, ErrorKind, Event, Hello, PeerMessage, Reply,
@@ -203,12 +203,10 @@ fn under_ulimit_1024_a_flood_of_idle_connections_leaves_control_answering() {
         hard,
     )
     .expect("raise this test's descriptor limit");
-    let d = Daemon::start_wrapped(
-        "hostile-fds",
-        &["prlimit", "--nofile=1024:1024", "--"],
-        &[],
-        None,
-    );
+    let d = DaemonOptions::new(scratch("hostile-fds"))
+        .wrapper(&["prlimit", "--nofile=1024:1024", "--"])
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.child.id())).unwrap();
     let nofile = limits
         .lines()

@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod alloc_counter;
+pub mod daemon;
 pub mod fifo_mic;
 pub mod fixtures;
 pub mod latency;

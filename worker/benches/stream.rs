@@ -10,9 +10,9 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::daemon::{TestDaemon, WorkerConn, publish_paced};
 use v2m_shm_proto::protocol::WorkerMessage;
 use v2m_shm_proto::ring::RingWriter;
+use v2m_tests::daemon::fake::{FakeDaemon, WorkerConn, publish_paced};
 use v2m_worker::audio::read_audio;
 use v2m_worker::audio::speech_flags;
 
@@ -36,7 +36,7 @@ fn p90(v: &mut [f64]) -> f64 {
 
 /// One session: returns stop→final ms and the gaps between provisional passes.
 fn session(
-    daemon: &mut TestDaemon,
+    daemon: &mut FakeDaemon,
     writer: &mut RingWriter,
     conn: &mut WorkerConn,
     id: u64,
@@ -79,7 +79,7 @@ fn main() {
         return;
     }
     let corpus = support::corpus();
-    let mut daemon = TestDaemon::new("bench-stream");
+    let mut daemon = FakeDaemon::new("bench-stream");
     let mut child = daemon.spawn_worker("bench");
     let mut conn = daemon.accept();
     let mut writer = daemon.writer.take().unwrap();

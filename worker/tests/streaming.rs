@@ -5,9 +5,9 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::daemon::{TestDaemon, WorkerConn, publish_paced};
 use v2m_shm_proto::protocol::{FinalText, WorkerMessage};
 use v2m_shm_proto::ring::{FRAME_SAMPLES, RingWriter};
+use v2m_tests::daemon::fake::{FakeDaemon, WorkerConn, publish_paced};
 use v2m_worker::audio::read_audio;
 use v2m_worker::audio::speech_flags;
 use v2m_worker::offline::transcribe_recording;
@@ -35,7 +35,7 @@ fn offline_text(audio: &[f32]) -> String {
 /// Publishes `audio` as session `id` at real-time pace, closes it, and returns the worker's
 /// messages with the instant the session was closed.
 fn dictate(
-    daemon: &mut TestDaemon,
+    daemon: &mut FakeDaemon,
     writer: &mut RingWriter,
     conn: &mut WorkerConn,
     id: u64,
@@ -60,7 +60,7 @@ fn final_of(messages: &[(Instant, WorkerMessage)]) -> (Instant, FinalText) {
 #[test]
 fn finals_after_a_pause_are_speculative_and_equal_the_offline_transcripts() {
     let corpus = support::corpus();
-    let mut daemon = TestDaemon::new("speculative");
+    let mut daemon = FakeDaemon::new("speculative");
     let mut child = daemon.spawn_worker("w");
     let mut conn = daemon.accept();
     let mut writer = daemon.writer.take().unwrap();
@@ -115,7 +115,7 @@ fn a_dictation_longer_than_a_window_is_committed_as_the_file_is() {
     let mut t = support::transcriber();
     let offline = transcribe_recording(&mut t, &audio, 3, StreamPolicy::default()).unwrap();
     assert!(offline.windows.len() >= 2, "{:?}", offline.windows);
-    let mut daemon = TestDaemon::new("long");
+    let mut daemon = FakeDaemon::new("long");
     let mut child = daemon.spawn_worker("w");
     let mut conn = daemon.accept();
     let mut writer = daemon.writer.take().unwrap();
@@ -147,7 +147,7 @@ fn a_dictation_longer_than_a_window_is_committed_as_the_file_is() {
 #[test]
 fn provisional_text_streams_and_stable_text_only_grows() {
     let (audio, first_frames) = dictation();
-    let mut daemon = TestDaemon::new("stream");
+    let mut daemon = FakeDaemon::new("stream");
     let mut child = daemon.spawn_worker("w1");
     let mut conn = daemon.accept();
     let mut writer = daemon.writer.take().unwrap();
@@ -203,7 +203,7 @@ fn a_worker_killed_mid_session_is_replaced_and_the_text_is_whole() {
     let (audio, _) = dictation();
     let flags = speech_flags(&audio, 3).unwrap();
     let expected = offline_text(&audio);
-    let mut daemon = TestDaemon::new("kill");
+    let mut daemon = FakeDaemon::new("kill");
     let mut first = daemon.spawn_worker("victim");
     let mut conn = daemon.accept();
     daemon.control.open_session(7, 0).unwrap();
@@ -247,7 +247,7 @@ fn under_memory_pressure_the_model_is_unloaded_and_reloaded_for_the_next_session
     let corpus = support::corpus();
     let audio = read_audio(&corpus[10].0).unwrap(); // goforward
     let flags = speech_flags(&audio, 3).unwrap();
-    let mut daemon = TestDaemon::new("pressure");
+    let mut daemon = FakeDaemon::new("pressure");
     // Any machine is "under pressure" below 100% available memory.
     let mut child = daemon.spawn_worker_with("w", &["--unload-below-percent", "100"]);
     let mut conn = daemon.accept();

@@ -8,8 +8,8 @@ pub mod llm;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use v2m_tests::fifo_mic::{self, FifoMic, mic_pcm};
-use v2m_tests::process::wait_or_kill;
+use v2m_tests::daemon::{DaemonOptions, OnDrop};
+use v2m_tests::fifo_mic::mic_pcm;
 use v2m_worker::eval::corpus_wer;
 
 pub fn recording(id: &str) -> (PathBuf, String) {
@@ -19,16 +19,7 @@ pub fn recording(id: &str) -> (PathBuf, String) {
     )
 }
 
-pub fn bin(name: &str) -> PathBuf {
-    let cli = PathBuf::from(env!("CARGO_BIN_EXE_v2m-cli"));
-    let p = cli.parent().unwrap().join(name);
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo build --workspace` (cargo nextest run --workspace builds it)",
-        p.display()
-    );
-    p
-}
+pub use v2m_tests::daemon::{Daemon, bin};
 
 pub fn model_check() {
     v2m_tests::require_model("tiny.en");
@@ -46,144 +37,65 @@ pub fn tiny_worker() -> Vec<String> {
     ]
 }
 
-pub struct Pipeline {
-    pub daemon: Child,
-    pub socket: PathBuf,
-    pub dir: PathBuf,
-    pub mic: FifoMic,
-    /// v2m-rt's (and its workers') stderr, when captured.
-    pub log: Option<PathBuf>,
+/// The real v2m-rt on the FIFO microphone with one tiny.en worker on the CPU, its output on
+/// this test's stderr; ready when the worker is.
+pub fn pipeline(name: &str) -> Daemon {
+    pipeline_with(name, &tiny_worker(), false)
 }
 
-impl Pipeline {
-    /// With one tiny.en worker on the CPU, v2m-rt's output on this test's stderr.
-    pub fn start(name: &str) -> Pipeline {
-        Pipeline::start_with(name, &tiny_worker(), false)
+/// With `worker` as the one supervised worker command; `log`: v2m-rt's output goes to
+/// `<dir>/v2m-rt.log` (see [`Daemon::log_text`]).
+pub fn pipeline_with(name: &str, worker: &[String], log: bool) -> Daemon {
+    pipeline_configured(name, worker, log, "stop_timeout_ms = 60000")
+}
+
+/// As [`pipeline_with`], `rt` being the lines of the config's `[rt]` table.
+pub fn pipeline_configured(name: &str, worker: &[String], log: bool, rt: &str) -> Daemon {
+    model_check();
+    let command: Vec<String> = worker.iter().map(|a| format!("{a:?}")).collect();
+    let config = format!(
+        "[rt]\n{rt}\n[[workers]]\nname = \"tiny\"\ncommand = [{}]\n",
+        command.join(", ")
+    );
+    let mut opts = DaemonOptions::new(v2m_tests::fixtures::scratch(&format!("e2e-{name}")))
+        .config(&config)
+        .rust_log(None)
+        .on_drop(OnDrop::Shutdown);
+    if log {
+        opts = opts.log();
+    }
+    let mut p = opts.start().unwrap_or_else(|e| panic!("{e}"));
+    // Ready when the worker has said hello (the model is loaded and warm).
+    p.wait_for_worker(Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}"));
+    p
+}
+
+/// v2m-cli against a pipeline.
+pub trait Cli {
+    /// v2m-cli on this pipeline's socket with `args`, run to its end.
+    fn cli(&self, args: &[&str]) -> Output;
+    /// v2m-cli on this pipeline's socket with `args`, its output piped, not waited for.
+    fn cli_spawn(&self, args: &[&str]) -> Child;
+}
+
+fn cli_command(socket: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_v2m-cli"));
+    cmd.arg("--socket").arg(socket).args(args);
+    cmd
+}
+
+impl Cli for Daemon {
+    fn cli(&self, args: &[&str]) -> Output {
+        cli_command(&self.socket, args).output().unwrap()
     }
 
-    /// With `worker` as the one supervised worker command; `log`: v2m-rt's stderr goes to
-    /// `<dir>/v2m-rt.log` (see [`Pipeline::log_text`]).
-    pub fn start_with(name: &str, worker: &[String], log: bool) -> Pipeline {
-        Pipeline::start_configured(name, worker, log, "stop_timeout_ms = 60000")
-    }
-
-    /// As [`Pipeline::start_with`], `rt` being the lines of the config's `[rt]` table.
-    pub fn start_configured(name: &str, worker: &[String], log: bool, rt: &str) -> Pipeline {
-        model_check();
-        let dir = std::env::temp_dir().join(format!("v2m-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mic = FifoMic::new(&dir);
-        let socket = dir.join("control.sock");
-        let config = dir.join("config.toml");
-        let command: Vec<String> = worker.iter().map(|a| format!("{a:?}")).collect();
-        std::fs::write(
-            &config,
-            format!(
-                "[rt]\n{rt}\n[[workers]]\nname = \"tiny\"\ncommand = [{}]\n",
-                command.join(", ")
-            ),
-        )
-        .unwrap();
-        let log = log.then(|| dir.join("v2m-rt.log"));
-        let mut cmd = Command::new(bin("v2m-rt"));
-        cmd.args(["--device", fifo_mic::DEVICE, "--socket"])
-            .arg(&socket)
-            .arg("--config")
-            .arg(&config)
-            .env("XDG_CONFIG_HOME", mic.xdg_config_home())
-            .stdin(Stdio::null());
-        if let Some(path) = &log {
-            cmd.stderr(std::fs::File::create(path).unwrap());
-        }
-        let daemon = cmd.spawn().unwrap();
-        let mut p = Pipeline {
-            daemon,
-            socket,
-            dir,
-            mic,
-            log,
-        };
-        // Ready when the worker has said hello (the model is loaded and warm).
-        p.wait_for_worker(Duration::from_secs(300));
-        p
-    }
-
-    /// Waits until a worker that owns finals is connected.
-    pub fn wait_for_worker(&mut self, limit: Duration) {
-        let since = Instant::now();
-        while !self
-            .cli(&["status"])
-            .stdout_str()
-            .contains("connected, owns finals")
-        {
-            if let Ok(Some(status)) = self.daemon.try_wait() {
-                panic!("v2m-rt exited ({status}){}", self.log_text());
-            }
-            assert!(
-                since.elapsed() < limit,
-                "no worker connected within {limit:?}{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The captured log, if any, for messages.
-    pub fn log_text(&self) -> String {
-        self.log
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|t| format!("\nv2m-rt log:\n{t}"))
-            .unwrap_or_default()
-    }
-
-    /// v2m-cli on this pipeline's socket with `args`, not started.
-    fn cli_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_v2m-cli"));
-        cmd.arg("--socket").arg(&self.socket).args(args);
-        cmd
-    }
-
-    pub fn cli(&self, args: &[&str]) -> Output {
-        self.cli_command(args).output().unwrap()
-    }
-
-    pub fn cli_spawn(&self, args: &[&str]) -> Child {
-        self.cli_command(args)
+    fn cli_spawn(&self, args: &[&str]) -> Child {
+        cli_command(&self.socket, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
-    }
-
-    /// The supervised worker's pid: the `v2m-worker` process among the daemon's descendants
-    /// (a wrapper such as the cgroup script may stand between them).
-    pub fn worker_pid(&self) -> Option<u32> {
-        let mut todo = vec![self.daemon.id()];
-        while let Some(pid) = todo.pop() {
-            let tasks = format!("/proc/{pid}/task");
-            for t in std::fs::read_dir(tasks).ok()?.flatten() {
-                let children =
-                    std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-                    let comm =
-                        std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
-                    if comm.trim() == "v2m-worker" {
-                        return Some(child);
-                    }
-                    todo.push(child);
-                }
-            }
-        }
-        None
-    }
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        let _ = self.cli(&["shutdown"]);
-        wait_or_kill(&mut self.daemon, Duration::from_secs(10));
     }
 }
 
@@ -229,7 +141,7 @@ pub fn words(s: &str) -> Vec<String> {
 }
 
 /// Plays `wav` into the microphone; returns when its first sample went in, and its length.
-pub fn play(p: &Pipeline, wav: &Path) -> (Instant, Duration) {
+pub fn play(p: &Daemon, wav: &Path) -> (Instant, Duration) {
     let clip = p.mic.play(&mic_pcm(wav));
     (clip.wait_started(), Duration::from_secs_f64(clip.seconds))
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use v2m_tests::latency::corpus::{self, DEFAULT_SETS};
+use v2m_tests::latency::corpus;
 use v2m_tests::latency::measure::{Measurement, measure};
 use v2m_tests::latency::rig::{Rig, RigOptions};
 use v2m_tests::latency::{offline, report};
@@ -96,7 +96,7 @@ fn sibling(name: &str) -> PathBuf {
 fn run_measure(a: MeasureArgs) -> Result<ExitCode, String> {
     let long = a.long || a.sets.is_empty();
     let sets = if a.sets.is_empty() {
-        DEFAULT_SETS.iter().map(PathBuf::from).collect()
+        corpus::default_sets()
     } else {
         a.sets
     };

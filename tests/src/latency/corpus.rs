@@ -4,10 +4,10 @@ use crate::fifo_mic::mono16k;
 use std::path::{Path, PathBuf};
 
 /// The default sets: real recorded English speech from pocketsphinx-testdata.
-pub const DEFAULT_SETS: [&str; 2] = [
-    "/usr/share/pocketsphinx/test/data/librivox",
-    "/usr/share/pocketsphinx/test/data/cards",
-];
+pub fn default_sets() -> Vec<PathBuf> {
+    let data = Path::new(crate::fixtures::POCKETSPHINX);
+    vec![data.join("librivox"), data.join("cards")]
+}
 
 /// One recording with its reference transcript.
 #[derive(Debug, Clone)]

@@ -60,7 +60,7 @@ pub fn measure(
         Ok(Reply::Started { session_id, .. }) => session_id,
         other => return Err(format!("start: {other:?}")),
     };
-    let clip = rig.mic.play(&pcm);
+    let clip = rig.mic().play(&pcm);
     let began = clip.wait_started();
     let onset = began + Duration::from_secs_f64(span.onset_s);
     let end = began + Duration::from_secs_f64(span.end_s);
@@ -104,7 +104,7 @@ pub fn measure(
             Err(_) => break,
         }
     }
-    rig.mic.wait_idle();
+    rig.mic().wait_idle();
     std::thread::sleep(Duration::from_millis(300));
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;

@@ -1,8 +1,6 @@
 //! What the model-backed tests share: the model, the reference transcriber, the recordings.
 #![allow(dead_code)]
 
-pub mod daemon;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use v2m_worker::model::files::{ModelFiles, Variant};
@@ -144,9 +142,7 @@ pub fn reference_mel(audio: &Path, n_mels: usize) -> Vec<f32> {
 
 /// A scratch directory for this test process.
 pub fn scratch() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("v2m-worker-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    v2m_tests::fixtures::process_scratch("worker-test")
 }
 
 /// Writes 16 kHz mono f32 samples as a 16-bit WAV.

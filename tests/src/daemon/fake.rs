@@ -1,6 +1,7 @@
-//! The daemon's side of the worker protocol, played by a test: a real ring, a real socket, the
+//! v2m-rt's side of the worker protocol, played by a test: a real ring, a real socket, the
 //! real `v2m-worker run` binary in its own process. (v2m-rt plays it in production.)
 
+use crate::ring_peer::accept_and_send_ring;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,30 +12,32 @@ use v2m_shm_proto::protocol::{self, Assignment, DaemonMessage, PeerMessage, Work
 use v2m_shm_proto::ring::{
     self, FRAME_NS, FRAME_SAMPLES, FrameFlags, FrameMeta, RingControl, RingWriter,
 };
-use v2m_tests::ring_peer::accept_and_send_ring;
 
 /// A fake v2m-rt: ring + listening socket.
-pub struct TestDaemon {
+pub struct FakeDaemon {
+    /// The ring's control side (sessions, reader fds).
     pub control: RingControl,
+    /// The ring's writer, for a test to publish frames with (taken by a publishing thread).
     pub writer: Option<RingWriter>,
     listener: UnixListener,
+    /// The socket workers connect to.
     pub socket: PathBuf,
 }
 
 /// One connected worker.
 pub struct WorkerConn {
     sock: UnixStream,
+    /// Everything the worker sent, with the instant it arrived.
     pub messages: Receiver<(Instant, WorkerMessage)>,
 }
 
-impl TestDaemon {
-    pub fn new(name: &str) -> TestDaemon {
-        let dir = super::scratch().join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+impl FakeDaemon {
+    /// A ring of the default capacity and a socket in a fresh scratch folder for `name`.
+    pub fn new(name: &str) -> FakeDaemon {
+        let dir = crate::fixtures::scratch(&format!("fake-rt-{name}"));
         let socket = dir.join("control.sock");
         let (writer, control) = ring::create(ring::DEFAULT_CAPACITY).unwrap();
-        TestDaemon {
+        FakeDaemon {
             control,
             writer: Some(writer),
             listener: UnixListener::bind(&socket).unwrap(),
@@ -49,7 +52,7 @@ impl TestDaemon {
 
     /// Starts `v2m-worker run` with extra arguments.
     pub fn spawn_worker_with(&self, name: &str, extra: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_v2m-worker"))
+        Command::new(super::bin("v2m-worker"))
             .args([
                 "run",
                 "--ep",
@@ -87,6 +90,7 @@ impl TestDaemon {
 }
 
 impl WorkerConn {
+    /// Assigns a dictation session whose final it owns.
     pub fn assign(&mut self, session_id: u64) {
         self.assign_as(session_id, true, false);
     }
@@ -101,6 +105,7 @@ impl WorkerConn {
         protocol::write_frame(&mut self.sock, &a).unwrap();
     }
 
+    /// Tells the worker to shut down.
     pub fn shutdown(&mut self) {
         let _ = protocol::write_frame(
             &mut self.sock,

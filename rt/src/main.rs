@@ -168,7 +168,12 @@ fn run(args: Args, signals: server::SignalTarget) -> Result<(), RtError> {
         final_worker: cfg.rt.final_worker.clone(),
         live,
     };
-    let supervisor = Supervisor::new(cfg.workers.clone(), socket.clone(), tx.clone());
+    let supervisor = Supervisor::new(
+        cfg.workers.clone(),
+        socket.clone(),
+        explicit.then(|| std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())),
+        tx.clone(),
+    );
     let core = Core::new(
         (tx.clone(), rx),
         control,

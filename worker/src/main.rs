@@ -28,8 +28,9 @@ use v2m_worker::transcriber::{PassTimings, Transcriber};
     about = "v2m's Whisper transcription worker"
 )]
 struct Cli {
-    /// Config file (default: $XDG_CONFIG_HOME/v2m/config.toml; its [worker] and [text] tables).
-    #[arg(long, global = true)]
+    /// Config file (default: $XDG_CONFIG_HOME/v2m/config.toml; its [worker] and [text] tables;
+    /// v2m-rt hands its own --config to the workers it starts as V2M_CONFIG).
+    #[arg(long, global = true, env = "V2M_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,

@@ -38,13 +38,20 @@ pub struct Supervisor {
     /// Each configured worker.
     pub workers: Vec<Supervised>,
     socket: PathBuf,
+    config: Option<PathBuf>,
     core: Sender<Input>,
     stopping: bool,
 }
 
 impl Supervisor {
-    /// Supervisor of `specs`, whose children connect to `socket`.
-    pub fn new(specs: Vec<WorkerCommand>, socket: PathBuf, core: Sender<Input>) -> Supervisor {
+    /// Supervisor of `specs`, whose children connect to `socket` and read `config` (the file
+    /// v2m-rt was told to read, as `V2M_CONFIG`: its `[worker]` and `[text]` tables are theirs).
+    pub fn new(
+        specs: Vec<WorkerCommand>,
+        socket: PathBuf,
+        config: Option<PathBuf>,
+        core: Sender<Input>,
+    ) -> Supervisor {
         let workers = specs
             .into_iter()
             .map(|spec| Supervised {
@@ -59,6 +66,7 @@ impl Supervisor {
         Supervisor {
             workers,
             socket,
+            config,
             core,
             stopping: false,
         }
@@ -86,6 +94,9 @@ impl Supervisor {
             .env("V2M_SOCKET", &self.socket)
             .env("V2M_WORKER_NAME", &w.spec.name)
             .stdin(Stdio::null());
+        if let Some(config) = &self.config {
+            cmd.env("V2M_CONFIG", config);
+        }
         match cmd.spawn() {
             Ok(mut child) => {
                 let pid = child.id();

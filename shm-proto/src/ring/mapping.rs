@@ -92,11 +92,15 @@ impl Mapping {
             .map_err(RingError::io("creating the wake memfd"))?;
         memfd::add_seals(&wake_fd, memfd::WAKE_SEALS)
             .map_err(RingError::io("sealing the wake memfd"))?;
+        // Every mapping here is populated up front (MAP_POPULATE): a page's first touch would
+        // otherwise be a page fault on the realtime writer thread, or in a reader just after its
+        // wake-up, once per 4 KiB for the ring's first lap.
         // SAFETY: the memfd is ours alone (nobody else has the fd yet), sealed against
         // shrinking, and exactly `total_len` long.
         let mut map = unsafe {
             MmapOptions::new()
                 .len(geometry.total_len as usize)
+                .populate()
                 .map_mut(&fd)
         }
         .map_err(RingError::io("mapping the ring"))?;
@@ -104,6 +108,7 @@ impl Mapping {
         let mut wake_map = unsafe {
             MmapOptions::new()
                 .len(WAKE_REGION as usize)
+                .populate()
                 .map_mut(&wake_fd)
         }
         .map_err(RingError::io("mapping the wake words"))?;
@@ -169,8 +174,13 @@ impl Mapping {
         }
         // SAFETY: the fd is sealed against shrinking (checked just above), so every page of
         // `len` bytes stays backed for the mapping's lifetime.
-        let ro = unsafe { MmapOptions::new().len(len as usize).map(&fds.ring) }
-            .map_err(RingError::io("mapping the ring read-only"))?;
+        let ro = unsafe {
+            MmapOptions::new()
+                .len(len as usize)
+                .populate()
+                .map(&fds.ring)
+        }
+        .map_err(RingError::io("mapping the ring read-only"))?;
         // SAFETY: the mapping is page-aligned and at least size_of::<Header>() long; every
         // field is an integer or an atomic, valid for any bit pattern.
         let header = unsafe { &*ro.as_ptr().cast::<Header>() };
@@ -179,6 +189,7 @@ impl Mapping {
         let mut wake_map = unsafe {
             MmapOptions::new()
                 .len(WAKE_REGION as usize)
+                .populate()
                 .map_mut(&fds.wake)
         }
         .map_err(RingError::io("mapping the ring's wake words"))?;

@@ -681,7 +681,6 @@ impl SessionStream {
         model: &mut dyn PassModel,
         now: Instant,
     ) -> Result<Option<Update>, WorkerError> {
-        self.last_provisional = Some(now);
         let start = self.window.start_seq();
         let end = self.window.end_seq();
         let prefix = self.hypothesis[..self.stable].to_vec();
@@ -690,6 +689,11 @@ impl SessionStream {
             &self.request(Mode::Text { prefix: &prefix }),
         )?;
         self.provisional_end = end;
+        // The interval spaces out what is shown; a pass that heard nothing yet (the first
+        // syllables of a dictation) showed nothing, so the next may follow it at once.
+        if !(r.silent || r.tokens.is_empty()) {
+            self.last_provisional = Some(now);
+        }
         Ok(self.hypothesis(&r, model, start, end))
     }
 

@@ -28,6 +28,9 @@ struct Scripted {
     /// A word that passes given no forced words hear first once the audio holds at least four
     /// words, as Whisper without its prefix may hear a window's beginning differently.
     unprompted_first: Option<u32>,
+    /// Passes (this many, first first) that hear nothing, as Whisper hears nothing in the
+    /// first syllables of a dictation.
+    deaf_first: usize,
 }
 
 /// Word runs in `audio`: (id, first frame, end frame).
@@ -63,7 +66,12 @@ impl PassModel for Scripted {
         if !self.fail.is_empty() {
             return Err(self.fail.remove(0));
         }
-        let runs = runs(audio);
+        let runs = if self.deaf_first > 0 {
+            self.deaf_first -= 1;
+            Vec::new()
+        } else {
+            runs(audio)
+        };
         let heard: Vec<u32> = runs.iter().map(|r| r.0).collect();
         let tokens = match &prefix {
             Some(p) => p
@@ -223,6 +231,28 @@ fn provisional_passes_feed_the_stable_prefix_and_stable_text_only_grows() {
     }
     assert_eq!(last, "w1 w2");
     assert_eq!(updates.last().unwrap().tentative, "w3 w4");
+}
+
+#[test]
+fn a_provisional_pass_that_heard_nothing_is_followed_at_once() {
+    let mut s = SessionStream::new(policy(), 0);
+    let mut m = Scripted {
+        deaf_first: 2,
+        ..Scripted::default()
+    };
+    let mut clock = Instant::now();
+    let frames = script(&[(1, 25), (2, 25)]);
+    let updates = live(&mut s, &mut m, &frames, &mut clock);
+    let provisional: Vec<usize> = m
+        .calls
+        .iter()
+        .filter(|c| c.prefix.is_some())
+        .map(|c| c.frames)
+        .collect();
+    // Two passes that heard nothing, each followed by the next at the next speech frame; then
+    // the interval (25 frames) after the first that heard something.
+    assert_eq!(provisional, [3, 4, 5, 30]);
+    assert_eq!(updates.first().map(|u| u.tentative.as_str()), Some("w1"));
 }
 
 #[test]

@@ -216,47 +216,47 @@ impl Daemon {
     }
 
     fn wait_listening(&mut self, within: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "v2m-rt exited at start: {status}{}",
-                    self.log_text()
-                ));
-            }
-            if UnixStream::connect(&self.socket).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "v2m-rt not listening after {within:?}{}",
-                    self.log_text()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.poll(within, Duration::from_millis(20), "listening", |socket| {
+            UnixStream::connect(socket).is_ok()
+        })
     }
 
     /// Waits until a worker that owns finals is connected (its model loaded and warm).
     pub fn wait_for_worker(&mut self, within: Duration) -> Result<(), String> {
+        self.poll(within, Duration::from_millis(100), "a worker connected", |socket| {
+            Client::connect(socket)
+                .ok()
+                .and_then(|mut c| c.request(RequestBody::Status).ok())
+                .is_some_and(|r| {
+                    matches!(r, Reply::Status(s) if s.workers.iter().any(|w| w.connected && w.owns_finals))
+                })
+        })
+    }
+
+    /// Checks `ready` on the socket every `every` until it holds; fails when the daemon exits
+    /// or `within` passes, naming `what` and with the log.
+    fn poll(
+        &mut self,
+        within: Duration,
+        every: Duration,
+        what: &str,
+        ready: impl Fn(&Path) -> bool,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("v2m-rt exited ({status}){}", self.log_text()));
-            }
-            if let Ok(mut c) = Client::connect(&self.socket)
-                && let Ok(Reply::Status(s)) = c.request(RequestBody::Status)
-                && s.workers.iter().any(|w| w.connected && w.owns_finals)
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
                 return Err(format!(
-                    "no worker connected within {within:?}{}",
+                    "v2m-rt exited ({status}) before {what}{}",
                     self.log_text()
                 ));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            if ready(&self.socket) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("not {what} within {within:?}{}", self.log_text()));
+            }
+            std::thread::sleep(every);
         }
     }
 

@@ -1,6 +1,5 @@
 use super::*;
-use v2m_shm_proto::protocol::DaemonState;
-use v2m_shm_proto::protocol::{HISTORY_LEN, LagSummary, Timings};
+use v2m_shm_proto::protocol::{DaemonState, HISTORY_LEN, LagSummary, Timings};
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -8,8 +8,9 @@ use v2m_shm_proto::protocol::{self, Assignment, DaemonMessage};
 
 /// What the inbox hands the follower.
 pub enum Inbox {
-    /// A message from v2m-rt.
-    Daemon(DaemonMessage),
+    /// An assignment from v2m-rt (its responses and events are not addressed to workers: the
+    /// inbox drops them).
+    Assignment(Assignment),
     /// The connection ended, and why.
     Closed(String),
 }
@@ -21,13 +22,12 @@ pub fn spawn_inbox(mut sock: UnixStream, watch: Watch) -> Receiver<Inbox> {
         let mut buf = Vec::new();
         loop {
             let msg = match protocol::read_frame::<_, DaemonMessage>(&mut sock, &mut buf) {
-                Ok(Some(m)) => Inbox::Daemon(m),
+                Ok(Some(DaemonMessage::Assignment(a))) => Inbox::Assignment(a),
+                Ok(Some(_)) => continue,
                 Ok(None) => Inbox::Closed("v2m-rt closed the connection".into()),
                 Err(e) => Inbox::Closed(e.to_string()),
             };
-            if let Inbox::Daemon(DaemonMessage::Assignment(Assignment::Cancel { session_id })) =
-                &msg
-            {
+            if let Inbox::Assignment(Assignment::Cancel { session_id }) = &msg {
                 watch.cancel_session(*session_id);
             }
             let closed = matches!(msg, Inbox::Closed(_));

@@ -19,8 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::protocol::{
-    Assignment, DaemonMessage, FinalText, LagSummary, ProvisionalText, ReadLag, WorkerHealth,
-    WorkerMessage,
+    Assignment, FinalText, LagSummary, ProvisionalText, ReadLag, WorkerHealth, WorkerMessage,
 };
 use v2m_shm_proto::ring::{Frame, RingReader};
 use v2m_text::rules::TextRules;
@@ -158,7 +157,7 @@ where
     fn handle(&mut self, msg: Inbox) -> Result<Option<FollowEnd>, WorkerError> {
         match msg {
             Inbox::Closed(why) => Err(WorkerError::connection(ConnectionKind::Closed, why)),
-            Inbox::Daemon(DaemonMessage::Assignment(a)) => match a {
+            Inbox::Assignment(a) => match a {
                 Assignment::Session {
                     session_id,
                     owns_final,
@@ -185,8 +184,6 @@ where
                 }
                 Assignment::Shutdown => Ok(Some(FollowEnd::Shutdown)),
             },
-            // Responses and events are not addressed to workers; nothing to do.
-            Inbox::Daemon(_) => Ok(None),
         }
     }
 

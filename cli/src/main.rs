@@ -369,12 +369,14 @@ fn print_reply(reply: &Reply) {
             }
             let c = s.capture;
             println!(
-                "capture: {} callbacks, longest {:.0} us (p99 {:.0}), dsp p99 {:.0} us, capture->ring p99 {:.1} ms, realtime allocations {}, frees {}",
+                "capture: {} callbacks, longest {:.0} us (p99 {:.0}), dsp p99 {:.0} us, capture->ring p99 {:.1} ms (device hand-over {:.1} ms, then v2m-rt {:.1} ms), realtime allocations {}, frees {}",
                 c.callbacks,
                 c.callback_max_us,
                 c.callback_p99_us,
                 c.dsp_frame_p99_us,
                 c.capture_to_ring_p99_us / 1000.0,
+                c.capture_to_handover_p99_us / 1000.0,
+                c.handover_to_ring_p99_us / 1000.0,
                 c.allocs_after_start
                     .map_or("not counted".into(), |a| a.to_string()),
                 c.frees_after_start

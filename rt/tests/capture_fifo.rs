@@ -60,13 +60,14 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
         capture.format
     );
     let callback = Arc::clone(&capture.stats);
+    let shared = Arc::new(DspShared::default());
     let params = DspParams {
         queue,
         rate: 48_000,
         channels: 2,
         vad_mode: 3,
         callback_stats: Arc::clone(&capture.stats),
-        shared: Arc::new(DspShared::default()),
+        shared: Arc::clone(&shared),
         input_finished: None,
         discontinuity_first: false,
     };
@@ -121,6 +122,22 @@ fn real_speech_through_the_fifo_microphone_reaches_the_ring_intact() {
         "{stats:?}"
     );
     assert_eq!(stats.frames as usize, frames.len());
+    // Every frame was timed, and its hand-over came before its publish and after its capture:
+    // the frame, the resampler's 5 ms, and no more than a second of waiting for the device.
+    let latency = &shared.latency;
+    let timed = latency.capture_to_ring.count();
+    assert!(
+        timed + 2 >= frames.len() as u64,
+        "{timed} of {} timed",
+        frames.len()
+    );
+    assert_eq!(latency.capture_to_handover.count(), timed);
+    assert_eq!(latency.handover_to_ring.count(), timed);
+    let floor = latency.capture_to_handover.quantile_us(0.5);
+    assert!(
+        (24_000.0..1_000_000.0).contains(&floor),
+        "floor p50 {floor} us"
+    );
     assert!(
         frames.len() as f64 * 0.02 >= mic_seconds,
         "the whole recording was captured"

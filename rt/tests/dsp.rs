@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use v2m_rt::dsp::Dsp;
+use v2m_rt::dsp::{Dsp, FrameLatency};
+use v2m_shm_proto::platform::clock::monotonic_ns;
 use v2m_shm_proto::ring::{self, FRAME_NS, FRAME_SAMPLES, Frame, FrameFlags, RingReader};
 use v2m_tests::alloc_counter::{CountingAlloc, allocs_on_this_thread};
 
@@ -247,4 +248,47 @@ fn the_capture_callback_and_the_dsp_step_allocate_nothing_after_warm_up() {
         0
     );
     assert!(dsp.stats().frames > 2_900);
+}
+
+/// Every frame's capture → hand-over time for `input` (48 kHz stereo) fed in 10 ms blocks, each
+/// handed over `wait_ms` after its last sample was captured: (min, p50) in µs, and the number
+/// of frames recorded.
+fn hand_over_figures(input: &[f32], wait_ms: u64) -> (f32, f32, u64) {
+    let (writer, _control) = ring::create(ring::DEFAULT_CAPACITY).unwrap();
+    let mut dsp = Dsp::new(48_000, 2, 3, writer).unwrap();
+    let latency = FrameLatency::default();
+    dsp.record_latency(latency.clone());
+    // In the past, so that every hand-over came before its publish.
+    let start_ns = monotonic_ns() - 10_000_000_000;
+    for (i, block) in input.chunks(960).enumerate() {
+        let capture_ns = start_ns + i as u64 * 10_000_000;
+        dsp.process_delivered(block, capture_ns, capture_ns + (10 + wait_ms) * 1_000_000);
+    }
+    let floor = &latency.capture_to_handover;
+    assert_eq!(floor.count(), latency.handover_to_ring.count());
+    assert_eq!(floor.count(), latency.capture_to_ring.count());
+    // Everything after the hand-over is at least the 10 s the blocks are in the past, less the
+    // 1 s fed.
+    assert!(latency.handover_to_ring.quantile_us(0.0) >= 8_000_000.0);
+    (
+        floor.quantile_us(0.0),
+        floor.quantile_us(0.5),
+        floor.count(),
+    )
+}
+
+#[test]
+fn the_device_hand_over_is_measured_apart_from_v2m_rts_own_time() {
+    let input: Vec<f32> = (0..96_000)
+        .map(|i| ((i as f32) * 0.01).sin() * 0.1)
+        .collect();
+    let (min_3, p50_3, frames) = hand_over_figures(&input, 3);
+    let (min_8, p50_8, _) = hand_over_figures(&input, 8);
+    assert!(frames >= 45, "{frames} frames from 1 s");
+    // A frame's floor is its 20 ms, the resampler's 5 ms and the device's wait at least.
+    assert!(min_3 >= 27_500.0, "floor {min_3} us with a 3 ms hand-over");
+    assert!(min_8 >= 32_500.0, "floor {min_8} us with an 8 ms hand-over");
+    // 5 ms more waiting for the device is 5 ms more floor (to the histogram's 512 µs buckets).
+    let grew = p50_8 - p50_3;
+    assert!((4_400.0..=5_600.0).contains(&grew), "floor grew {grew} us");
 }

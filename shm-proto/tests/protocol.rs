@@ -219,6 +219,8 @@ fn daemon_messages() -> Vec<DaemonMessage> {
             dsp_frame_p99_us: 90.0,
             capture_to_ring_p50_us: 21_000.0,
             capture_to_ring_p99_us: 23_000.0,
+            capture_to_handover_p99_us: 22_500.0,
+            handover_to_ring_p99_us: 400.0,
             allocs_after_start: Some(0),
             frees_after_start: Some(0),
         },

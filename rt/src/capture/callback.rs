@@ -10,13 +10,16 @@ use v2m_shm_proto::platform::alloc_count;
 use v2m_shm_proto::platform::clock::monotonic_ns;
 
 /// Capture time of one callback's block: the index of its first sample in the stream of all
-/// samples the callback ever queued, and the CLOCK_MONOTONIC time of that sample.
+/// samples the callback ever queued, the CLOCK_MONOTONIC time of that sample, and when the
+/// device handed the block over (the callback's start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stamp {
     /// Index of the block's first sample (interleaved samples, all channels).
     pub sample_index: u64,
     /// When that sample was captured.
     pub capture_ns: u64,
+    /// When the callback carrying the block began: the device's hand-over.
+    pub delivered_ns: u64,
 }
 
 /// Counters the callback keeps for status and measurement.
@@ -81,6 +84,7 @@ impl CallbackWriter {
                 let stamp = Stamp {
                     sample_index: self.queued,
                     capture_ns,
+                    delivered_ns: entered,
                 };
                 chunk.fill_from_iter(data.iter().map(|s| f32::from_sample(*s)));
                 self.queued += data.len() as u64;

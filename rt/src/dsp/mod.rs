@@ -7,6 +7,6 @@ mod pipeline;
 mod thread;
 
 pub use error::DspError;
-pub use pipeline::{Dsp, DspStats};
+pub use pipeline::{Dsp, DspStats, FrameLatency};
 pub use thread::{DspParams, DspShared, DspThread, spawn_dsp_thread};
 pub use v2m_audio::resample::MonoResampler;

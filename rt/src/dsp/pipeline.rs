@@ -23,6 +23,21 @@ pub struct DspStats {
     pub discontinuities: u64,
 }
 
+/// Where a chain records the timing of each frame it publishes, every figure from the capture
+/// of the frame's first sample.
+#[derive(Debug, Clone, Default)]
+pub struct FrameLatency {
+    /// To its publish in the ring.
+    pub capture_to_ring: Arc<Histogram>,
+    /// To the device's hand-over of the input that completed it (the start of the callback
+    /// carrying it): the 20 ms frame, the resampler's delay and the wait for the device to
+    /// hand its last sample over. The floor of `capture_to_ring`: no code of v2m-rt's runs
+    /// before it.
+    pub capture_to_handover: Arc<Histogram>,
+    /// From that hand-over to the publish: v2m-rt's own callback → DSP → ring.
+    pub handover_to_ring: Arc<Histogram>,
+}
+
 /// Largest block of input frames downmixed at once; longer input is taken in pieces.
 pub const MAX_BLOCK_FRAMES: usize = 8192;
 
@@ -35,7 +50,7 @@ struct Framer {
     session_id: u64,
     discontinuity: bool,
     stats: DspStats,
-    capture_to_ring: Option<Arc<Histogram>>,
+    latency: Option<FrameLatency>,
     published: Option<Arc<AtomicU64>>,
 }
 
@@ -109,7 +124,7 @@ impl Dsp {
                 session_id: 0,
                 discontinuity: false,
                 stats: DspStats::default(),
-                capture_to_ring: None,
+                latency: None,
                 published: None,
             },
             anchored: false,
@@ -130,10 +145,9 @@ impl Dsp {
         self.framer.stats
     }
 
-    /// Records, for every published frame, the time from its first sample's capture to its
-    /// publish.
-    pub fn record_capture_to_ring(&mut self, histogram: Arc<Histogram>) {
-        self.framer.capture_to_ring = Some(histogram);
+    /// Records the timing of every published frame into `latency`.
+    pub fn record_latency(&mut self, latency: FrameLatency) {
+        self.framer.latency = Some(latency);
     }
 
     /// Keeps `counter` at the ring's write sequence after every publish.
@@ -183,7 +197,17 @@ impl Dsp {
 
     /// Processes interleaved samples whose first frame was captured at `capture_ns`
     /// (CLOCK_MONOTONIC), publishing every completed 20 ms frame. No allocation, no lock.
+    /// The device is taken to have handed the block over the instant its last sample was
+    /// captured.
     pub fn process(&mut self, interleaved: &[f32], capture_ns: u64) {
+        let frames = (interleaved.len() / self.channels) as u64;
+        let block_ns = frames * 1_000_000_000 / self.resampler.rate().max(1) as u64;
+        self.process_delivered(interleaved, capture_ns, capture_ns + block_ns);
+    }
+
+    /// As [`Dsp::process`], for a block the device handed over at `delivered_ns`: the frames
+    /// it completes record their wait for that hand-over apart from v2m-rt's own time after it.
+    pub fn process_delivered(&mut self, interleaved: &[f32], capture_ns: u64, delivered_ns: u64) {
         if !self.anchored {
             // The next frame starts with output standing for this block's first input frame,
             // less what the resampler holds back and what the partial frame already has.
@@ -211,7 +235,7 @@ impl Dsp {
             }
         }
         let published = self.framer.stats.frames - frames_before;
-        if let Some(h) = &self.framer.capture_to_ring
+        if let Some(l) = &self.framer.latency
             && capture_ns != 0
             && published > 0
         {
@@ -224,7 +248,12 @@ impl Dsp {
             let held_ns = (self.resampler.delay() + self.frames.filled()) as u64 * 62_500;
             let last_end = (capture_ns + block_ns).saturating_sub(held_ns);
             for k in 1..=published {
-                h.record_ns(now.saturating_sub(last_end.saturating_sub(k * FRAME_NS)));
+                let first_ns = last_end.saturating_sub(k * FRAME_NS);
+                l.capture_to_ring.record_ns(now.saturating_sub(first_ns));
+                l.capture_to_handover
+                    .record_ns(delivered_ns.saturating_sub(first_ns));
+                l.handover_to_ring
+                    .record_ns(now.saturating_sub(delivered_ns));
             }
         }
     }

@@ -5,7 +5,7 @@
 //! thread from the callback would put a syscall there, so with the queue empty it sleeps until
 //! just after the next callback is due, judged from the last one (see [`idle_wait`]).
 
-use super::{Dsp, DspError, DspStats};
+use super::{Dsp, DspError, DspStats, FrameLatency};
 use crate::capture::{CallbackStats, CaptureQueue, Stamp};
 use crate::metrics::Histogram;
 use std::sync::Arc;
@@ -23,12 +23,15 @@ pub struct DspShared {
     pub session: AtomicU64,
     /// DSP time per drained block.
     pub step: Arc<Histogram>,
-    /// Capture time of a frame to its publish.
-    pub capture_to_ring: Arc<Histogram>,
+    /// Each frame's capture → hand-over → publish.
+    pub latency: FrameLatency,
     /// Frames published so far (the ring's write sequence), for a file fed at the workers'
     /// pace.
     pub published: Arc<AtomicU64>,
 }
+
+/// Callbacks whose blocks one pass of the DSP loop takes apart (more wait for the next pass).
+const MAX_PIECES: usize = 32;
 
 /// Everything a DSP thread needs besides the ring writer.
 pub struct DspParams {
@@ -137,7 +140,7 @@ fn run(
 ) -> Result<RingWriter, DspError> {
     // Built here: the VAD must stay on this thread.
     let mut dsp = Dsp::new(p.rate, p.channels, p.vad_mode, writer)?;
-    dsp.record_capture_to_ring(Arc::clone(&p.shared.capture_to_ring));
+    dsp.record_latency(p.shared.latency.clone());
     dsp.count_published(Arc::clone(&p.shared.published));
     if p.discontinuity_first {
         dsp.mark_discontinuity();
@@ -176,33 +179,63 @@ fn run(
         }
         // The newest stamp inside the block dates it: callbacks that came back to back were
         // all stamped at their arrival, and only the last of them says when the block ended.
+        // Each callback's part is processed apart, with its own hand-over time; a block of
+        // more callbacks than `pieces` holds is cut at the first one that does not fit.
+        let mut usable = usable as u64;
+        let mut pieces = [(0u64, 0u64); MAX_PIECES];
+        let mut count = 0;
+        // What comes before the first stamp is the rest of the previous stamp's block.
+        pieces[0] = (index, stamp.delivered_ns);
         while let Ok(next) = p.queue.stamps.peek()
-            && next.sample_index < index + usable as u64
+            && next.sample_index < index + usable
         {
+            if next.sample_index > index {
+                if count + 1 == MAX_PIECES {
+                    usable = next.sample_index - index;
+                    break;
+                }
+                count += 1;
+            }
             stamp = *next;
             anchored = true;
+            pieces[count] = (next.sample_index.max(index), next.delivered_ns);
             let _ = p.queue.stamps.pop();
         }
+        let pieces = &pieces[..=count];
         let capture_ns = if anchored {
             let back = stamp.sample_index as f64 - index as f64;
             let newest_ns =
-                (index + usable as u64).saturating_sub(stamp.sample_index) as f64 * ns_per_sample;
+                (index + usable).saturating_sub(stamp.sample_index) as f64 * ns_per_sample;
             last_block = Some((stamp.capture_ns + newest_ns as u64, newest_ns as u64));
             (stamp.capture_ns as f64 - back * ns_per_sample).max(0.0) as u64
         } else {
             0
         };
-        let Ok(chunk) = p.queue.samples.read_chunk(usable) else {
+        let Ok(chunk) = p.queue.samples.read_chunk(usable as usize) else {
             continue;
         };
         let (a, b) = chunk.as_slices();
-        dsp.process(a, capture_ns);
-        if !b.is_empty() {
-            let ns = capture_ns + (a.len() as f64 * ns_per_sample) as u64;
-            dsp.process(b, ns);
+        for (i, &(start, delivered_ns)) in pieces.iter().enumerate() {
+            let end = pieces.get(i + 1).map_or(index + usable, |next| next.0);
+            let (from, to) = ((start - index) as usize, (end - index) as usize);
+            let piece_ns = |offset: usize| match capture_ns {
+                0 => 0,
+                ns => ns + (offset as f64 * ns_per_sample) as u64,
+            };
+            if from < a.len() {
+                dsp.process_delivered(&a[from..to.min(a.len())], piece_ns(from), delivered_ns);
+            }
+            if to > a.len() {
+                let from_b = from.max(a.len());
+                dsp.process_delivered(
+                    &b[from_b - a.len()..to - a.len()],
+                    piece_ns(from_b),
+                    delivered_ns,
+                );
+            }
         }
         chunk.commit_all();
-        index += usable as u64;
+        index += usable;
         stats.store(dsp.stats());
         p.shared.step.record_ns(monotonic_ns() - began);
         // From here on every allocation on this thread is counted against the realtime path.

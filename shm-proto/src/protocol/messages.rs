@@ -11,7 +11,7 @@ use super::ReadLag;
 use serde::{Deserialize, Serialize};
 
 /// Version both ends put in their hello; v2m-rt refuses a peer with another.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Longest worker name or model label, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
@@ -572,6 +572,14 @@ pub struct CaptureMetrics {
     pub capture_to_ring_p50_us: f32,
     /// 99th percentile of the same, µs.
     pub capture_to_ring_p99_us: f32,
+    /// 99th percentile of the time from a frame's capture (its first sample) to the device's
+    /// hand-over of the input that completed it, µs: the 20 ms frame, the resampler's delay and
+    /// the device's own wait; the floor of `capture_to_ring`, as no code of v2m-rt's runs
+    /// before it.
+    pub capture_to_handover_p99_us: f32,
+    /// 99th percentile of the time from that hand-over to the frame's publish, µs: v2m-rt's own
+    /// callback → DSP → ring.
+    pub handover_to_ring_p99_us: f32,
     /// Allocations made by the realtime threads (cpal callback, DSP thread) once running.
     /// `None` when the daemon was built without its counting allocator.
     pub allocs_after_start: Option<u64>,

@@ -60,6 +60,33 @@ struct RefineArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
+    #[command(flatten)]
+    Daemon(DaemonCmd),
+    /// Clean up any text: the `[text]` rules, then the `[refine]` chat model when it is on
+    /// (`[refine] default = true`, `--llm` or `--translate-to`). Needs no audio and no v2m-rt.
+    Refine {
+        /// The text [default: standard input].
+        text: Option<String>,
+        /// Read the text from the clipboard (wl-paste, xclip or xsel).
+        #[arg(long, conflicts_with = "text")]
+        clipboard_in: bool,
+        /// Send the text to the `[refine]` chat model even without `[refine] default = true`.
+        #[arg(long, conflicts_with = "no_llm")]
+        llm: bool,
+        /// The rules only, even with `[refine] default = true`.
+        #[arg(long)]
+        no_llm: bool,
+        /// Translate the text into LANG with the `[refine]` model.
+        #[arg(long, value_name = "LANG", conflicts_with = "no_llm")]
+        translate_to: Option<String>,
+        #[command(flatten)]
+        deliver: Deliver,
+    },
+}
+
+/// The commands that talk to v2m-rt.
+#[derive(Subcommand)]
+enum DaemonCmd {
     /// Start v2m-rt and a worker in the background (no-op if running); wait until ready.
     Up {
         /// Input device for v2m-rt (see `v2m-rt --list-devices`).
@@ -87,26 +114,6 @@ enum Cmd {
         deliver: Deliver,
         #[command(flatten)]
         refine: RefineArgs,
-    },
-    /// Clean up any text: the `[text]` rules, then the `[refine]` chat model when it is on
-    /// (`[refine] default = true`, `--llm` or `--translate-to`). Needs no audio and no v2m-rt.
-    Refine {
-        /// The text [default: standard input].
-        text: Option<String>,
-        /// Read the text from the clipboard (wl-paste, xclip or xsel).
-        #[arg(long, conflicts_with = "text")]
-        clipboard_in: bool,
-        /// Send the text to the `[refine]` chat model even without `[refine] default = true`.
-        #[arg(long, conflicts_with = "no_llm")]
-        llm: bool,
-        /// The rules only, even with `[refine] default = true`.
-        #[arg(long)]
-        no_llm: bool,
-        /// Translate the text into LANG with the `[refine]` model.
-        #[arg(long, value_name = "LANG", conflicts_with = "no_llm")]
-        translate_to: Option<String>,
-        #[command(flatten)]
-        deliver: Deliver,
     },
     /// Drop the current dictation.
     Cancel,
@@ -169,24 +176,53 @@ fn fail(json: bool, code: u8, message: &str) -> u8 {
 }
 
 fn run(args: Args) -> u8 {
-    if let Cmd::Refine { .. } = args.command {
+    let Args {
+        socket,
+        json,
+        config,
+        command,
+    } = args;
+    let command = match command {
+        Cmd::Daemon(command) => command,
         // Needs no socket: works whether or not v2m-rt runs.
-        return run_with_socket(args, PathBuf::new());
-    }
-    let socket = match args.socket.clone() {
+        Cmd::Refine {
+            text,
+            clipboard_in,
+            llm,
+            no_llm,
+            translate_to,
+            deliver,
+        } => {
+            let input = match read_input(text, clipboard_in) {
+                Ok(t) => t,
+                Err(e) => return fail(json, exit::ERROR, &e),
+            };
+            let flags = RefineArgs {
+                refine: llm,
+                no_refine: no_llm,
+                translate_to,
+            };
+            return refine_command(json, config.as_deref(), &input, &flags, deliver);
+        }
+    };
+    let socket = match socket {
         Some(s) => s,
         None => match v2m_shm_proto::paths::control_socket() {
             Ok(s) => s,
-            Err(e) => return fail(args.json, exit::ERROR, &e.to_string()),
+            Err(e) => return fail(json, exit::ERROR, &e.to_string()),
         },
     };
-    run_with_socket(args, socket)
+    run_with_socket(&socket, json, config.as_deref(), command)
 }
 
-fn run_with_socket(args: Args, socket: PathBuf) -> u8 {
-    let json = args.json;
-    let body = match args.command {
-        Cmd::Up {
+fn run_with_socket(
+    socket: &std::path::Path,
+    json: bool,
+    config: Option<&std::path::Path>,
+    command: DaemonCmd,
+) -> u8 {
+    let body = match command {
+        DaemonCmd::Up {
             device,
             input,
             wait,
@@ -198,7 +234,7 @@ fn run_with_socket(args: Args, socket: PathBuf) -> u8 {
             if let Some(i) = input {
                 extra.extend(["--input".to_string(), absolute(&i).display().to_string()]);
             }
-            return match v2m_cli::up::up(&socket, &extra, Duration::from_secs(wait)) {
+            return match v2m_cli::up::up(socket, &extra, Duration::from_secs(wait)) {
                 Ok(s) => {
                     if json {
                         println!("{}", serde_json::to_string(&s).unwrap_or_default());
@@ -221,52 +257,31 @@ fn run_with_socket(args: Args, socket: PathBuf) -> u8 {
                 Err(e) => fail(json, exit::ERROR, &e.to_string()),
             };
         }
-        Cmd::Start => RequestBody::Start,
-        Cmd::Stop { deliver, refine } => {
-            let config = args.config.as_deref();
-            return final_request(&socket, json, config, RequestBody::Stop, deliver, &refine);
+        DaemonCmd::Start => RequestBody::Start,
+        DaemonCmd::Stop { deliver, refine } => {
+            return final_request(socket, json, config, RequestBody::Stop, deliver, &refine);
         }
-        Cmd::Toggle { deliver, refine } => {
-            let config = args.config.as_deref();
-            return final_request(&socket, json, config, RequestBody::Toggle, deliver, &refine);
+        DaemonCmd::Toggle { deliver, refine } => {
+            return final_request(socket, json, config, RequestBody::Toggle, deliver, &refine);
         }
-        Cmd::Refine {
-            text,
-            clipboard_in,
-            llm,
-            no_llm,
-            translate_to,
-            deliver,
-        } => {
-            let input = match read_input(text, clipboard_in) {
-                Ok(t) => t,
-                Err(e) => return fail(json, exit::ERROR, &e),
-            };
-            let flags = RefineArgs {
-                refine: llm,
-                no_refine: no_llm,
-                translate_to,
-            };
-            return refine_command(json, args.config.as_deref(), &input, &flags, deliver);
-        }
-        Cmd::Cancel => RequestBody::Cancel,
-        Cmd::Status => RequestBody::Status,
-        Cmd::Ping => RequestBody::Ping,
-        Cmd::Pause => RequestBody::Pause,
-        Cmd::Resume => RequestBody::Resume,
-        Cmd::Listen { once } => return listen(&socket, json, once),
-        Cmd::Transcribe {
+        DaemonCmd::Cancel => RequestBody::Cancel,
+        DaemonCmd::Status => RequestBody::Status,
+        DaemonCmd::Ping => RequestBody::Ping,
+        DaemonCmd::Pause => RequestBody::Pause,
+        DaemonCmd::Resume => RequestBody::Resume,
+        DaemonCmd::Listen { once } => return listen(socket, json, once),
+        DaemonCmd::Transcribe {
             format,
             output,
             deliver,
             files,
         } => {
-            return transcribe(&socket, json, format, output.as_deref(), deliver, &files);
+            return transcribe(socket, json, format, output.as_deref(), deliver, &files);
         }
-        Cmd::Shutdown => RequestBody::Shutdown,
-        Cmd::Last { count } => RequestBody::Last { count },
+        DaemonCmd::Shutdown => RequestBody::Shutdown,
+        DaemonCmd::Last { count } => RequestBody::Last { count },
     };
-    match Client::connect(&socket).and_then(|mut c| c.request(body)) {
+    match Client::connect(socket).and_then(|mut c| c.request(body)) {
         Ok(reply) => {
             if json {
                 println!("{}", serde_json::to_string(&reply).unwrap_or_default());

@@ -123,6 +123,10 @@ impl StepModel for Step<'_> {
         self.cache = self.sessions.empty_cache()?;
         Ok(())
     }
+
+    fn truncate(&mut self, len: usize) -> Result<(), WorkerError> {
+        self.sessions.truncate_cache(&mut self.cache, len)
+    }
 }
 
 impl Transcriber {

@@ -393,3 +393,53 @@ fn fp32_weights_are_token_identical_to_the_reference_too() {
         assert_eq!(ours.decoded.tokens, r.tokens, "{}", path.display());
     }
 }
+
+/// A draft (an earlier pass's hypothesis) makes decoding cheaper, never different: on every
+/// recording of the corpus, right, cut short, or wrong from its middle on, the tokens are the
+/// plain pass's, and a right draft is checked in one decoder call.
+#[test]
+fn a_draft_never_changes_the_tokens_and_a_right_one_saves_the_calls() {
+    use v2m_worker::decode::greedy::Mode;
+    let mut t = support::transcriber();
+    for (wav, _) in support::corpus() {
+        let audio = read_audio(&wav).unwrap();
+        let plain = t.pass(&audio, &DecodeRequest::PLAIN).unwrap();
+        let tokens = plain.decoded.tokens.clone();
+        assert!(tokens.len() >= 2, "{}: {tokens:?}", wav.display());
+        let half = tokens.len() / 2;
+        let mut wrong = tokens[..half].to_vec();
+        wrong.extend([tokens[half] + 1, tokens[half]]);
+        wrong.extend(&tokens[half..]);
+        let drafts = [
+            ("right", tokens.clone()),
+            ("cut short", tokens[..half].to_vec()),
+            ("wrong from the middle", wrong),
+        ];
+        for (what, draft) in &drafts {
+            let req = DecodeRequest {
+                mode: Mode::Text { prefix: &[], draft },
+                ..DecodeRequest::PLAIN
+            };
+            let r = t.pass(&audio, &req).unwrap();
+            assert_eq!(
+                r.decoded.tokens,
+                tokens,
+                "{} with a {what} draft: {:?} where the plain pass gave {:?}",
+                wav.display(),
+                r.text,
+                plain.text
+            );
+            assert_eq!(r.text, plain.text);
+            if *what == "right" {
+                assert_eq!(r.decoded.steps, 1, "{}", wav.display());
+                assert!(
+                    (r.decoded.avg_logprob - plain.decoded.avg_logprob).abs() < 0.05,
+                    "{}: log-probability {} against {}",
+                    wav.display(),
+                    r.decoded.avg_logprob,
+                    plain.decoded.avg_logprob
+                );
+            }
+        }
+    }
+}

@@ -21,6 +21,9 @@ pub trait StepModel {
     fn step(&mut self, tokens: &[i64], rows: &[usize]) -> Result<Vec<f32>, WorkerError>;
     /// Empties the context (the cache), keeping the audio.
     fn restart(&mut self) -> Result<(), WorkerError>;
+    /// Keeps the first `len` tokens of the context and forgets the rest (a draft's tokens
+    /// after the first one decoding disagreed with).
+    fn truncate(&mut self, len: usize) -> Result<(), WorkerError>;
 }
 
 /// Whisper's default cap on tokens per 30 s window (half the decoder context).
@@ -36,6 +39,11 @@ pub enum Mode<'a> {
     Text {
         /// Tokens the hypothesis must begin with (may be empty).
         prefix: &'a [u32],
+        /// Tokens expected after the prefix (an earlier pass's hypothesis of the same audio):
+        /// fed with the prompt in one call and checked, not forced. Decoding keeps each one
+        /// the model would have chosen itself and goes on one token at a time from the first
+        /// it would not: the outcome is greedy decoding's, in fewer calls.
+        draft: &'a [u32],
     },
     /// Timestamp tokens around segments (Whisper's timestamp rules).
     Timestamps,
@@ -60,7 +68,10 @@ impl DecodeRequest<'static> {
     /// A plain pass: no previous text, no prefix, no timestamps (the reference's computation).
     pub const PLAIN: DecodeRequest<'static> = DecodeRequest {
         previous: &[],
-        mode: Mode::Text { prefix: &[] },
+        mode: Mode::Text {
+            prefix: &[],
+            draft: &[],
+        },
         speech_heard: false,
     };
 }
@@ -264,7 +275,7 @@ impl GreedyDecoder {
     /// mode nothing.
     fn mode_part(&self, mode: Mode<'_>) -> Vec<i64> {
         match mode {
-            Mode::Text { prefix } => std::iter::once(self.no_timestamps)
+            Mode::Text { prefix, .. } => std::iter::once(self.no_timestamps)
                 .chain(prefix.iter().map(|&t| t as i64))
                 .collect(),
             Mode::Timestamps => Vec::new(),
@@ -278,9 +289,9 @@ impl GreedyDecoder {
         req: &DecodeRequest<'_>,
     ) -> Result<Decoded, WorkerError> {
         let v = self.suppress.len();
-        let (prefix, timestamps) = match req.mode {
-            Mode::Text { prefix } => (prefix, false),
-            Mode::Timestamps => (&[][..], true),
+        let (prefix, draft, timestamps) = match req.mode {
+            Mode::Text { prefix, draft } => (prefix, draft, false),
+            Mode::Timestamps => (&[][..], &[][..], true),
         };
         let mut input = self.previous_part(req.previous);
         let sot_row = input.len();
@@ -293,22 +304,40 @@ impl GreedyDecoder {
             }
             Language::Detect { languages, task } => Some((languages, *task)),
         };
+        // The draft rides along with the whole prompt (after language detection), within the
+        // token cap and the decoder's context.
+        let room = (self.max_tokens.saturating_sub(prefix.len() + 1))
+            .min(self.n_ctx.saturating_sub(input.len() + 1));
+        let first_draft = &draft[..draft.len().min(room)];
+        // What the next call checks: the draft from this index on.
+        let mut pending_draft =
+            (detect.is_none() && !first_draft.is_empty()).then_some((0, first_draft));
+        if let Some((_, d)) = pending_draft {
+            input.extend(d.iter().map(|&t| t as i64));
+        }
         let mut tokens: Vec<u32> = prefix.to_vec();
         let mut detected_language = None;
         let (mut no_speech_prob, mut logprob_sum, mut steps, mut calls) = (0f32, 0f64, 0u32, 0u32);
         let mut decoded = 0usize;
         let mut fed = 0usize;
         let mut ended = false;
-        loop {
+        // The draft position of the last token decoded.
+        let mut cursor = 0;
+        'decoding: loop {
             fed += input.len();
             let rows = input.len();
-            // The no-speech probability is read at start-of-transcript, in a context's first
-            // call (not the language-detection one); the next token comes from the last row.
+            let (draft_start, drafted) = pending_draft.take().unwrap_or_default();
+            // Rows wanted: the no-speech probability is read at start-of-transcript, in a
+            // context's first call (not the language-detection one); the next token comes
+            // from the last row, or with a draft from each row from the prompt's last on.
             let no_speech = self.no_speech.filter(|_| steps == 0 && detect.is_none());
-            let wanted: Vec<usize> = match no_speech {
-                Some(_) if sot_row + 1 < rows => vec![sot_row, rows - 1],
-                _ => vec![rows - 1],
+            let first_next = rows - 1 - drafted.len();
+            let mut wanted: Vec<usize> = match no_speech {
+                Some(_) if sot_row < first_next => vec![sot_row],
+                _ => Vec::new(),
             };
+            let ns_row = wanted.len();
+            wanted.extend(first_next..rows);
             let logits = model.step(&input, &wanted)?;
             steps += 1;
             calls += 1;
@@ -320,10 +349,12 @@ impl GreedyDecoder {
                 )));
             }
             if let Some(ns) = no_speech {
+                // The first row wanted: start-of-transcript's, whether or not the prompt ends
+                // there.
                 no_speech_prob = softmax_at(&logits[..v], ns);
             }
-            let mut last = logits[(wanted.len() - 1) * v..].to_vec();
             if let Some((languages, task)) = detect.take() {
+                let last = &logits[(wanted.len() - 1) * v..];
                 let lang = *languages
                     .iter()
                     .max_by(|&&a, &&b| last[a].total_cmp(&last[b]).then(b.cmp(&a)))
@@ -338,36 +369,56 @@ impl GreedyDecoder {
                 input = self.previous_part(req.previous);
                 input.extend([self.sot, lang as i64, task]);
                 input.extend(self.mode_part(req.mode));
+                if !first_draft.is_empty() && input.len() + first_draft.len() < self.n_ctx {
+                    input.extend(first_draft.iter().map(|&t| t as i64));
+                    pending_draft = Some((0, first_draft));
+                }
                 continue;
             }
-            let sampled = &tokens[prefix.len()..];
-            for (i, l) in last.iter_mut().enumerate() {
-                if self.suppress[i] && !(timestamps && self.rules.is_timestamp(i)) {
-                    *l = f32::NEG_INFINITY;
+            // Row j predicts the token after the prompt and the draft's first j tokens: walk
+            // the draft while decoding agrees with it.
+            let mut j = 0;
+            let next = loop {
+                let at = ns_row + j;
+                let mut last = logits[at * v..(at + 1) * v].to_vec();
+                let next = self.choose(&mut last, &tokens[prefix.len()..], timestamps);
+                logprob_sum += log_softmax_at(&last, next) as f64;
+                decoded += 1;
+                if next == self.eot {
+                    ended = true;
+                    break 'decoding;
                 }
-            }
-            if sampled.is_empty() {
-                for &i in &self.suppress_begin {
-                    last[i] = f32::NEG_INFINITY;
+                tokens.push(next as u32);
+                if drafted.get(j) != Some(&(next as u32)) {
+                    break next;
                 }
+                j += 1;
+            };
+            // The draft's tokens after the first one decoding disagreed with leave the context.
+            let unused = drafted.len().saturating_sub(j);
+            if unused > 0 {
+                fed -= unused;
+                model.truncate(fed)?;
             }
-            if timestamps {
-                self.rules.apply(&mut last, sampled);
-            }
-            let next = argmax(&last);
-            logprob_sum += log_softmax_at(&last, next) as f64;
-            decoded += 1;
-            if next == self.eot {
-                ended = true;
-                break;
-            }
-            tokens.push(next as u32);
             // The hypothesis (prefix included) stays within Whisper's per-window cap, and every
             // token fed has a position in the decoder's context.
             if tokens.len() >= self.max_tokens || fed + 1 > self.n_ctx {
                 break;
             }
             input = vec![next as i64];
+            // Where the draft goes on from what was decoded (it missed or added a word, a
+            // comma): the rest rides along with the next token.
+            let left = !drafted.is_empty();
+            cursor = if left { draft_start + j } else { cursor + 1 };
+            if let Some(at) = resume_at(draft, &tokens[prefix.len()..], cursor, left) {
+                let room =
+                    (self.max_tokens - tokens.len() - 1).min(self.n_ctx.saturating_sub(fed + 2));
+                let rest = &draft[at..draft.len().min(at + room)];
+                if !rest.is_empty() {
+                    input.extend(rest.iter().map(|&t| t as i64));
+                    pending_draft = Some((at, rest));
+                }
+            }
         }
         Ok(Decoded {
             tokens,
@@ -380,10 +431,54 @@ impl GreedyDecoder {
         })
     }
 
+    /// The next token from one row of logits: suppression (and at the beginning, the
+    /// beginning's), the timestamp rules in timestamp mode, then argmax.
+    fn choose(&self, last: &mut [f32], sampled: &[u32], timestamps: bool) -> usize {
+        for (i, l) in last.iter_mut().enumerate() {
+            if self.suppress[i] && !(timestamps && self.rules.is_timestamp(i)) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        if sampled.is_empty() {
+            for &i in &self.suppress_begin {
+                last[i] = f32::NEG_INFINITY;
+            }
+        }
+        if timestamps {
+            self.rules.apply(last, sampled);
+        }
+        argmax(last)
+    }
+
     /// Splits a timestamp-mode hypothesis into timed segments.
     pub fn segments(&self, decoded: &Decoded) -> Timestamped {
         self.rules.split(&decoded.tokens)
     }
+}
+
+/// How far before and after the draft position reached a decoded token is looked for in it.
+const RESUME_BEHIND: usize = 2;
+const RESUME_AHEAD: usize = 8;
+
+/// Where `draft` goes on after the tokens decoded so far (`sampled`), with `cursor` the draft
+/// position of the last one: just after the last two found together near `cursor`, else after
+/// the last one alone (the draft missed a token or had one too many), else, where decoding
+/// just left the draft (`left`), after `cursor` (it put another token in that one's place);
+/// `None` past the draft's end.
+fn resume_at(draft: &[u32], sampled: &[u32], cursor: usize, left: bool) -> Option<usize> {
+    let (&last, before) = sampled.split_last()?;
+    let near = cursor.saturating_sub(RESUME_BEHIND)..draft.len().min(cursor + RESUME_AHEAD);
+    let found = |with_previous: bool| {
+        near.clone().find(|&p| {
+            draft[p] == last && (!with_previous || (p > 0 && before.last() == Some(&draft[p - 1])))
+        })
+    };
+    let at = match found(true).or_else(|| found(false)) {
+        Some(p) => p + 1,
+        None if left => cursor + 1,
+        None => return None,
+    };
+    (at < draft.len()).then_some(at)
 }
 
 /// Index of the largest value; the first on ties, as numpy's argmax.
@@ -450,6 +545,10 @@ mod tests {
         }
 
         fn restart(&mut self) -> Result<(), WorkerError> {
+            Ok(())
+        }
+
+        fn truncate(&mut self, _len: usize) -> Result<(), WorkerError> {
             Ok(())
         }
     }
@@ -530,12 +629,19 @@ mod tests {
             fn restart(&mut self) -> Result<(), WorkerError> {
                 Ok(())
             }
+
+            fn truncate(&mut self, _len: usize) -> Result<(), WorkerError> {
+                Ok(())
+            }
         }
         let previous: Vec<u32> = (0..300).map(|i| (i % 200) as u32 + 10).collect();
         let mut m = NoSpeechAtSot(vec![]);
         let req = DecodeRequest {
             previous: &previous,
-            mode: Mode::Text { prefix: &[] },
+            mode: Mode::Text {
+                prefix: &[],
+                draft: &[],
+            },
             speech_heard: false,
         };
         let d = policy().decode(&mut m, &req).unwrap();
@@ -556,7 +662,10 @@ mod tests {
         let mut m = scripted(vec![9, 8, EOT]);
         let req = DecodeRequest {
             previous: &[],
-            mode: Mode::Text { prefix: &[40, 41] },
+            mode: Mode::Text {
+                prefix: &[40, 41],
+                draft: &[],
+            },
             speech_heard: false,
         };
         let d = policy().decode(&mut m, &req).unwrap();
@@ -609,6 +718,10 @@ mod tests {
                 self.0.push(vec![-1]);
                 Ok(())
             }
+
+            fn truncate(&mut self, _len: usize) -> Result<(), WorkerError> {
+                Ok(())
+            }
         }
         let mut p = policy();
         p.language = Language::Detect {
@@ -645,6 +758,10 @@ mod tests {
             fn restart(&mut self) -> Result<(), WorkerError> {
                 Ok(())
             }
+
+            fn truncate(&mut self, _len: usize) -> Result<(), WorkerError> {
+                Ok(())
+            }
         }
         let mut m = Ts(script.to_vec(), 0, vec![]);
         let req = DecodeRequest {
@@ -672,5 +789,187 @@ mod tests {
         assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
         assert!((softmax_at(&[0.0, 0.0], 1) - 0.5).abs() < 1e-6);
         assert_eq!(log_sum_exp(&[f32::NEG_INFINITY]), f64::NEG_INFINITY);
+    }
+
+    /// A fake model that predicts by position: after `n` tokens past the prompt, `script[n]`
+    /// (end-of-text past the script). It keeps its context length as a cache would, so a
+    /// truncation shows, and prefers the always-suppressed token 3 where `tempt` says.
+    struct Positional {
+        prompt: usize,
+        script: Vec<usize>,
+        context: usize,
+        calls: Vec<Vec<i64>>,
+        truncations: Vec<usize>,
+    }
+
+    impl Positional {
+        fn new(script: &[usize]) -> Positional {
+            Positional {
+                prompt: 2, // start-of-transcript, no-timestamps
+                script: script.to_vec(),
+                context: 0,
+                calls: Vec::new(),
+                truncations: Vec::new(),
+            }
+        }
+    }
+
+    impl StepModel for Positional {
+        fn step(&mut self, tokens: &[i64], rows: &[usize]) -> Result<Vec<f32>, WorkerError> {
+            self.calls.push(tokens.to_vec());
+            let before = self.context;
+            self.context += tokens.len();
+            let mut logits = vec![0f32; tokens.len() * VOCAB];
+            for r in 0..tokens.len() {
+                let past_prompt = (before + r + 1).saturating_sub(self.prompt);
+                let next = self.script.get(past_prompt).copied().unwrap_or(EOT);
+                logits[r * VOCAB + next] = 10.0;
+                logits[r * VOCAB + 3] = 20.0;
+            }
+            Ok(pick(logits, rows, VOCAB))
+        }
+
+        fn restart(&mut self) -> Result<(), WorkerError> {
+            self.context = 0;
+            Ok(())
+        }
+
+        fn truncate(&mut self, len: usize) -> Result<(), WorkerError> {
+            assert!(len <= self.context, "truncate to {len} of {}", self.context);
+            self.context = len;
+            self.truncations.push(len);
+            Ok(())
+        }
+    }
+
+    fn with_draft(draft: &[u32]) -> DecodeRequest<'_> {
+        DecodeRequest {
+            previous: &[],
+            mode: Mode::Text { prefix: &[], draft },
+            speech_heard: false,
+        }
+    }
+
+    /// The test policy with Whisper's own token cap.
+    fn roomy() -> GreedyDecoder {
+        GreedyDecoder {
+            max_tokens: MAX_TOKENS,
+            ..policy()
+        }
+    }
+
+    #[test]
+    fn a_right_draft_is_checked_in_one_call() {
+        let script = [40, 41, 42, 43, 44];
+        let mut plain = Positional::new(&script);
+        let expected = roomy().decode(&mut plain, &DecodeRequest::PLAIN).unwrap();
+        assert_eq!(expected.tokens, [40, 41, 42, 43, 44]);
+        assert_eq!(plain.calls.len(), 6, "one call per token and end-of-text");
+
+        let mut m = Positional::new(&script);
+        let d = roomy()
+            .decode(&mut m, &with_draft(&[40, 41, 42, 43, 44]))
+            .unwrap();
+        assert_eq!(
+            d,
+            Decoded {
+                steps: 1,
+                ..expected.clone()
+            }
+        );
+        assert_eq!(m.calls, [vec![SOT, NOTS, 40, 41, 42, 43, 44]]);
+        assert!(m.truncations.is_empty());
+    }
+
+    #[test]
+    fn decoding_leaves_a_draft_where_it_disagrees_and_drops_the_rest_from_the_context() {
+        let script = [40, 41, 42, 43, 44];
+        let expected = roomy()
+            .decode(&mut Positional::new(&script), &DecodeRequest::PLAIN)
+            .unwrap();
+        // Wrong from its third token on (one of them the suppressed 3).
+        let mut m = Positional::new(&script);
+        let d = roomy()
+            .decode(&mut m, &with_draft(&[40, 41, 99, 3, 44, 45]))
+            .unwrap();
+        assert_eq!(d.tokens, expected.tokens);
+        assert!(d.ended);
+        assert!((d.avg_logprob - expected.avg_logprob).abs() < 1e-6);
+        // The context keeps the prompt and the two right tokens; 42 goes in next, with the
+        // draft after the token it replaced (wrong again: the context keeps 42), then 43 with
+        // the rest, right up to its last token.
+        assert_eq!(m.truncations, [4, 5]);
+        assert_eq!(&m.calls[1..], [vec![42, 3, 44, 45], vec![43, 44, 45]]);
+        // A draft that runs past the end: end-of-text ends it in the first call.
+        let mut m = Positional::new(&script);
+        let d = roomy()
+            .decode(&mut m, &with_draft(&[40, 41, 42, 43, 44, 45, 46]))
+            .unwrap();
+        assert_eq!(d.tokens, expected.tokens);
+        assert_eq!(m.calls.len(), 1);
+        // A draft wrong from the start rode in the prompt's call: as many calls as without.
+        let mut m = Positional::new(&script);
+        let d = roomy().decode(&mut m, &with_draft(&[77, 78])).unwrap();
+        assert_eq!(d.tokens, expected.tokens);
+        assert_eq!(m.truncations, [2, 3]);
+        assert_eq!(m.calls.len(), 6);
+    }
+
+    #[test]
+    fn a_draft_that_missed_or_added_a_token_is_picked_up_again() {
+        let script: Vec<usize> = (40..52).collect();
+        let expected = roomy()
+            .decode(&mut Positional::new(&script), &DecodeRequest::PLAIN)
+            .unwrap();
+        assert_eq!(expected.steps, 13);
+        // 43 missing: 40-42 right, 43 decoded alone, the rest right after it.
+        let missing: Vec<u32> = [40, 41, 42, 44, 45, 46, 47, 48, 49, 50, 51].into();
+        // 99 one too many: 40-43 right, 44 decoded, found in the draft, the rest right.
+        let extra: Vec<u32> = [40, 41, 42, 43, 99, 44, 45, 46, 47, 48, 49, 50, 51].into();
+        // 99 in 43's place: the rest after it.
+        let replaced: Vec<u32> = [40, 41, 42, 99, 44, 45, 46, 47, 48, 49, 50, 51].into();
+        for draft in [&missing, &extra, &replaced] {
+            let mut m = Positional::new(&script);
+            let d = roomy().decode(&mut m, &with_draft(draft)).unwrap();
+            assert_eq!(d.tokens, expected.tokens, "{draft:?}");
+            assert!(d.ended);
+            assert!(m.calls.len() <= 3, "{draft:?}: {:?}", m.calls);
+        }
+    }
+
+    #[test]
+    fn resuming_looks_near_where_decoding_left_the_draft() {
+        let draft = [10, 11, 12, 13, 14, 12, 15];
+        // The last two decoded tokens together win over the last alone.
+        assert_eq!(resume_at(&draft, &[14, 12], 4, false), Some(6));
+        assert_eq!(resume_at(&draft, &[11, 12], 2, false), Some(3));
+        // The last alone, the first time near the cursor.
+        assert_eq!(resume_at(&draft, &[99, 13], 2, false), Some(4));
+        // Nowhere: after the cursor where decoding just left the draft, else nothing; at the
+        // end, nothing.
+        assert_eq!(resume_at(&draft, &[99], 2, true), Some(3));
+        assert_eq!(resume_at(&draft, &[99], 2, false), None);
+        assert_eq!(resume_at(&draft, &[99], 6, true), None);
+        // Far ahead of the cursor is not looked at.
+        let long = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        assert_eq!(resume_at(&long, &[12], 0, false), None);
+        assert_eq!(resume_at(&long, &[12], 0, true), Some(1));
+    }
+
+    #[test]
+    fn a_draft_stays_within_the_token_cap() {
+        let script: Vec<usize> = (0..300).map(|i| 10 + i % 200).collect();
+        let draft: Vec<u32> = script.iter().map(|&t| t as u32).collect();
+        for (policy, cap) in [(roomy(), MAX_TOKENS), (policy(), 5)] {
+            let mut m = Positional::new(&script);
+            let d = policy.decode(&mut m, &with_draft(&draft)).unwrap();
+            let expected = policy
+                .decode(&mut Positional::new(&script), &DecodeRequest::PLAIN)
+                .unwrap();
+            assert_eq!(d.tokens, expected.tokens);
+            assert_eq!(d.tokens.len(), cap);
+            assert!(m.calls[0].len() < 2 + cap, "{} fed", m.calls[0].len());
+            assert_eq!(m.calls.len(), 1);
+        }
     }
 }

@@ -175,6 +175,32 @@ impl WhisperSessions {
         })
     }
 
+    /// Keeps the first `len` positions of `cache` (a draft's rejected tokens leave it).
+    pub fn truncate_cache(&self, cache: &mut SelfKv, len: usize) -> Result<(), WorkerError> {
+        let keep = |value: &DynValue| -> Result<DynValue, WorkerError> {
+            let (shape, data) = value.try_extract_tensor::<f32>()?;
+            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            let [layers, batch, positions, width] = dims[..] else {
+                return Err(WorkerError::Inference(format!(
+                    "self-attention cache of shape {dims:?}, not [layers, batch, positions, width]"
+                )));
+            };
+            if len > positions {
+                return Err(WorkerError::Inference(format!(
+                    "cannot keep {len} of the cache's {positions} positions"
+                )));
+            }
+            let mut kept = Vec::with_capacity(layers * batch * len * width);
+            for block in data.chunks_exact(positions * width) {
+                kept.extend_from_slice(&block[..len * width]);
+            }
+            Ok(Tensor::from_array(([layers, batch, len, width], kept))?.into_dyn())
+        };
+        cache.k = keep(&cache.k)?;
+        cache.v = keep(&cache.v)?;
+        Ok(())
+    }
+
     /// One decoder call: `tokens` are the new tokens; returns the logits of the `rows` listed
     /// (indices into `tokens`; `[rows.len()][n_vocab]`, row-major) and replaces `cache` with
     /// the grown one.

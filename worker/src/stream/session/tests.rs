@@ -12,6 +12,7 @@ struct Call {
     frames: usize,
     previous: Vec<u32>,
     prefix: Option<Vec<u32>>,
+    draft: Vec<u32>,
     timestamps: bool,
 }
 
@@ -53,14 +54,15 @@ fn runs(audio: &[f32]) -> Vec<(u32, usize, usize)> {
 impl PassModel for Scripted {
     fn pass(&mut self, audio: &[f32], req: &DecodeRequest<'_>) -> Result<Transcript, WorkerError> {
         let frames = audio.len() / FRAME_SAMPLES;
-        let (prefix, timestamps) = match req.mode {
-            Mode::Text { prefix } => (Some(prefix.to_vec()), false),
-            Mode::Timestamps => (None, true),
+        let (prefix, draft, timestamps) = match req.mode {
+            Mode::Text { prefix, draft } => (Some(prefix.to_vec()), draft.to_vec(), false),
+            Mode::Timestamps => (None, Vec::new(), true),
         };
         self.calls.push(Call {
             frames,
             previous: req.previous.to_vec(),
             prefix: prefix.clone(),
+            draft,
             timestamps,
         });
         if !self.fail.is_empty() {
@@ -224,6 +226,10 @@ fn provisional_passes_feed_the_stable_prefix_and_stable_text_only_grows() {
     // A word is stable once two hypotheses agree on it and both go on past it.
     assert_eq!(provisional[2].prefix.as_deref(), Some(&[][..]));
     assert_eq!(provisional[3].prefix.as_deref(), Some(&[1][..]));
+    // The rest of the hypothesis before is the draft: checked, not forced.
+    assert!(provisional[0].draft.is_empty());
+    assert_eq!(provisional[2].draft, [1, 2]);
+    assert_eq!(provisional[3].draft, [2, 3]);
     let mut last = String::new();
     for u in &updates {
         assert!(u.stable.starts_with(&last), "{last:?} -> {:?}", u.stable);
@@ -231,6 +237,40 @@ fn provisional_passes_feed_the_stable_prefix_and_stable_text_only_grows() {
     }
     assert_eq!(last, "w1 w2");
     assert_eq!(updates.last().unwrap().tentative, "w3 w4");
+}
+
+#[test]
+fn a_final_pass_has_the_latest_hypothesis_as_its_draft() {
+    let mut s = SessionStream::new(policy(), 0);
+    let mut m = Scripted::default();
+    let mut clock = Instant::now();
+    let frames = script(&[(1, 25), (2, 25), (3, 10), (0, 10)]);
+    live(&mut s, &mut m, &frames, &mut clock);
+    let last_provisional = m
+        .calls
+        .iter()
+        .rposition(|c| !c.draft.is_empty() || c.frames > 3);
+    let speculative = m.calls.last().unwrap().clone();
+    // Heard w1 w2 w3 (the pass before heard w1 w2); w1 stable: the final is free, with the
+    // whole hypothesis as its draft.
+    assert!(last_provisional.is_some());
+    assert_eq!(speculative.prefix.as_deref(), Some(&[][..]));
+    assert_eq!(speculative.draft, [1, 2, 3]);
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert!(f.speculative);
+    assert_eq!(f.text, "w1 w2 w3");
+    // Timestamp mode has no draft.
+    let mut s = SessionStream::new(
+        StreamPolicy {
+            timestamps: true,
+            ..policy()
+        },
+        0,
+    );
+    let mut m = Scripted::default();
+    live(&mut s, &mut m, &frames, &mut clock);
+    assert!(m.calls.last().unwrap().timestamps);
+    assert!(m.calls.last().unwrap().draft.is_empty());
 }
 
 #[test]

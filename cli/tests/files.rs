@@ -252,10 +252,12 @@ fn a_five_minute_file_gives_the_same_text_in_lossy_formats_and_well_formed_subti
     let wav_text: Vec<&str> = c.iter().map(|cue| cue.2.as_str()).collect();
     let wav_wer = corpus_wer_of(&reference, &wav_text.join(" "));
     assert!(wav_wer < 0.15, "the WAV: WER {wav_wer}");
-    // Lossy encodings: within one point of the WAV. Opus at 96 kbit/s: at 64 kbit/s tiny.en's
-    // int8 (dynamic encoder, block-wise decoder) hears "amiable" as "Amy Hable" in one passage,
-    // and this fixture reads that passage 11 times (+2.8 points); fp32 and the old all-dynamic
-    // int8 do not. Said in README ("Models").
+    // Lossy encodings: the WAV's text but for a few (5) misreadings. Each distinct one counts
+    // once: the fixture reads the same five passages 12 times, so one near-tie of tiny.en's
+    // int8 on a lossy encoding repeats in every round ("amiable" as "Amy Hable": on MP3 at
+    // 128 kbit/s on a Xeon whose int8 kernels use VNNI, on Opus at 64 kbit/s elsewhere, +2.8
+    // to +3.3 points), while lost or skipped audio shows as many different differences.
+    // Opus at 96 kbit/s. Said in README ("Models").
     for (name, codec) in [
         ("five.mp3", ["-c:a", "libmp3lame", "-b:a", "128k"]),
         ("five.opus", ["-c:a", "libopus", "-b:a", "96k"]),
@@ -268,17 +270,88 @@ fn a_five_minute_file_gives_the_same_text_in_lossy_formats_and_well_formed_subti
             .arg(&out));
         let text = ok(p.cli(&["transcribe", out.to_str().unwrap()]));
         let w = corpus_wer_of(&reference, &text);
+        let differences = distinct_differences(&wav_text.join(" "), &text);
         eprintln!(
-            "{name}: WER {:.1}% (WAV {:.1}%)",
+            "{name}: WER {:.1}% (WAV {:.1}%), differences from the WAV's text: {differences:?}",
             w * 100.0,
             wav_wer * 100.0
         );
         assert!(
-            w <= wav_wer + 0.01 + 1e-9,
+            differences.len() <= 5,
+            "{name}: {} distinct differences from the WAV's text: {differences:?}{}",
+            differences.len(),
+            p.log_text()
+        );
+        assert!(
+            w <= wav_wer + 0.05 + 1e-9,
             "{name}: WER {w} against the WAV's {wav_wer}{}",
             p.log_text()
         );
     }
+}
+
+/// Where `other` differs from `text` (normalised words, aligned by edit distance), each run of
+/// differing words as `"was -> is"`, every distinct one once.
+fn distinct_differences(text: &str, other: &str) -> std::collections::BTreeSet<String> {
+    use v2m_worker::eval::normalize;
+    let (a, b) = (normalize(text), normalize(other));
+    // d[i][j]: edits between a[i..] and b[j..].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..=a.len()).rev() {
+        for j in (0..=b.len()).rev() {
+            d[i][j] = if i == a.len() {
+                b.len() - j
+            } else if j == b.len() {
+                a.len() - i
+            } else if a[i] == b[j] {
+                d[i + 1][j + 1]
+            } else {
+                1 + d[i + 1][j + 1].min(d[i + 1][j]).min(d[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = std::collections::BTreeSet::new();
+    let (mut gone, mut came): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let mut flush = |gone: &mut Vec<&str>, came: &mut Vec<&str>| {
+        if !gone.is_empty() || !came.is_empty() {
+            out.insert(format!("{} -> {}", gone.join(" "), came.join(" ")));
+            gone.clear();
+            came.clear();
+        }
+    };
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] && d[i][j] == d[i + 1][j + 1] {
+            flush(&mut gone, &mut came);
+            i += 1;
+            j += 1;
+        } else if i < a.len() && j < b.len() && d[i][j] == 1 + d[i + 1][j + 1] {
+            gone.push(&a[i]);
+            came.push(&b[j]);
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || d[i][j] == 1 + d[i + 1][j]) {
+            gone.push(&a[i]);
+            i += 1;
+        } else {
+            came.push(&b[j]);
+            j += 1;
+        }
+    }
+    flush(&mut gone, &mut came);
+    out
+}
+
+#[test]
+fn differences_between_texts_are_counted_once_each() {
+    let d = distinct_differences(
+        "he was amiable and kind. he was amiable and kind.",
+        "He was Amy Hable and kind. He was Amy Hable and kind!",
+    );
+    assert_eq!(d.into_iter().collect::<Vec<_>>(), ["amiable -> amy hable"]);
+    let d = distinct_differences("a b c d e f", "a c d x f");
+    assert_eq!(d.into_iter().collect::<Vec<_>>(), ["b -> ", "e -> x"]);
+    assert!(distinct_differences("same words", "Same words.").is_empty());
 }
 
 /// WER without printing both texts (they are long).

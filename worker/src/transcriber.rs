@@ -40,6 +40,21 @@ pub fn is_silence(decoded: &Decoded) -> bool {
 /// [`DecodeRequest::speech_heard`]).
 pub const SPEECH_TEXT_TOKENS: usize = 10;
 
+/// Fewest text tokens per second of VAD speech a prompted window may decode to before it is
+/// decoded again without its prompt. Speech runs at 3–4 tokens a second (English: 2.6 words,
+/// 3.3 tokens a second of VAD speech on LibriVox); a prompt that holds the same words as the
+/// audio (a passage read again) can make Whisper skip ahead: a 5-minute file gave 38 and 19
+/// words for 25 s of speech (1.9 and 1.0 tokens a second). Tokens, not words: some languages
+/// do not put spaces between words. Counted from [`MIN_SPEECH_S_TO_COUNT`] on.
+pub const MIN_TOKENS_PER_SPEECH_S: f32 = 2.5;
+/// Seconds of VAD speech from which a window's text is counted against it.
+pub const MIN_SPEECH_S_TO_COUNT: f32 = 8.0;
+
+/// Whether `tokens` text tokens are too few for `speech_s` seconds of speech.
+pub fn too_little_text(tokens: usize, speech_s: f32) -> bool {
+    speech_s >= MIN_SPEECH_S_TO_COUNT && (tokens as f32) < speech_s * MIN_TOKENS_PER_SPEECH_S
+}
+
 /// Whether a decode is silence by Whisper's own rule (no-speech probability above 0.6 and
 /// mean log-probability below −1): for audio the VAD heard speech in.
 pub fn is_whisper_silence(decoded: &Decoded) -> bool {
@@ -280,7 +295,9 @@ impl Transcriber {
                 .filter(|&t| t < begin)
                 .collect();
             let copy = !silent && copies_previous(&previous_text, &decoded.text_tokens(begin));
-            if doubtful_silence || poor_text || copy {
+            let skipped =
+                !silent && too_little_text(decoded.text_tokens(begin).len(), req.speech_s);
+            if doubtful_silence || poor_text || copy || skipped {
                 // The same audio without the prompt.
                 step.restart()?;
                 let fresh = DecodeRequest {
@@ -297,6 +314,8 @@ impl Transcriber {
                         "judged silent"
                     } else if copy {
                         "copied its prompt"
+                    } else if skipped {
+                        "too little text for its speech"
                     } else {
                         "poor text"
                     },
@@ -306,12 +325,15 @@ impl Transcriber {
                     again.avg_logprob
                 );
                 // Doubtful silence: the unprompted judgement stands; a copy too (speech that
-                // really repeats itself is read again without the prompt). Poor text: the
-                // better read.
+                // really repeats itself is read again without the prompt). Too little text:
+                // the read with more text. Poor text: the better read.
+                let more_text = again.text_tokens(begin).len() > decoded.text_tokens(begin).len();
                 if doubtful_silence
                     || copy
-                    || compression_ratio(text.trim()) <= compression_ratio(raw.trim())
-                    || again.avg_logprob > decoded.avg_logprob
+                    || (skipped && more_text)
+                    || (poor_text
+                        && (compression_ratio(text.trim()) <= compression_ratio(raw.trim())
+                            || again.avg_logprob > decoded.avg_logprob))
                 {
                     decoded = again;
                 }
@@ -385,6 +407,17 @@ pub fn vocabulary_prompt(words: &[String]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn text_too_short_for_its_speech_is_counted_from_8_s_of_speech() {
+        // 25 s of speech: 85 tokens is speech's pace, 48 a skip.
+        assert!(!too_little_text(85, 25.0));
+        assert!(too_little_text(48, 25.0));
+        // Short windows are not judged: a word or two for a few seconds is normal.
+        assert!(!too_little_text(2, 7.9));
+        assert!(too_little_text(19, 8.0));
+    }
+
     use super::*;
 
     #[test]

@@ -50,7 +50,7 @@ pub enum Mode<'a> {
 }
 
 /// What one decode is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodeRequest<'a> {
     /// Tokens of what was said before (Whisper's previous-text prompt: text tokens, with their
     /// timestamps when they were decoded with them). The last [`MAX_PREVIOUS`] are used; empty
@@ -62,6 +62,9 @@ pub struct DecodeRequest<'a> {
     /// of silence and unsure of the text) may then call it silence, not v2m's stricter one
     /// for short dictations (see `crate::transcriber::NO_SPEECH_SCORE`).
     pub speech_heard: bool,
+    /// Seconds of speech the VAD heard in this audio (0 when unknown): how much text it can
+    /// hold at least (see `crate::transcriber::MIN_TOKENS_PER_SPEECH_S`).
+    pub speech_s: f32,
 }
 
 impl DecodeRequest<'static> {
@@ -73,6 +76,7 @@ impl DecodeRequest<'static> {
             draft: &[],
         },
         speech_heard: false,
+        speech_s: 0.0,
     };
 }
 
@@ -643,6 +647,7 @@ mod tests {
                 draft: &[],
             },
             speech_heard: false,
+            speech_s: 0.0,
         };
         let d = policy().decode(&mut m, &req).unwrap();
         let first = &m.0[0];
@@ -667,6 +672,7 @@ mod tests {
                 draft: &[],
             },
             speech_heard: false,
+            speech_s: 0.0,
         };
         let d = policy().decode(&mut m, &req).unwrap();
         assert_eq!(m.calls[0], vec![SOT, NOTS, 40, 41]);
@@ -768,6 +774,7 @@ mod tests {
             previous: &[],
             mode: Mode::Timestamps,
             speech_heard: false,
+            speech_s: 0.0,
         };
         let mut p = policy();
         p.max_tokens = MAX_TOKENS;
@@ -847,6 +854,7 @@ mod tests {
             previous: &[],
             mode: Mode::Text { prefix: &[], draft },
             speech_heard: false,
+            speech_s: 0.0,
         }
     }
 

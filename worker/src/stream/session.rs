@@ -393,6 +393,7 @@ impl SessionStream {
             previous: &self.prompt,
             mode,
             speech_heard: speech >= SPEECH_HEARD_FRAMES,
+            speech_s: speech as f32 * 0.02,
         }
     }
 

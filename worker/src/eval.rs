@@ -87,9 +87,72 @@ pub fn corpus_wer<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> f6
     errors as f64 / words.max(1) as f64
 }
 
+/// Where `other` differs from `text` (normalised words, aligned by edit distance), each run of
+/// differing words as `"was -> is"`, every distinct one once.
+pub fn distinct_differences(text: &str, other: &str) -> std::collections::BTreeSet<String> {
+    let (a, b) = (normalize(text), normalize(other));
+    // d[i][j]: edits between a[i..] and b[j..].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..=a.len()).rev() {
+        for j in (0..=b.len()).rev() {
+            d[i][j] = if i == a.len() {
+                b.len() - j
+            } else if j == b.len() {
+                a.len() - i
+            } else if a[i] == b[j] {
+                d[i + 1][j + 1]
+            } else {
+                1 + d[i + 1][j + 1].min(d[i + 1][j]).min(d[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = std::collections::BTreeSet::new();
+    let (mut gone, mut came): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let mut flush = |gone: &mut Vec<&str>, came: &mut Vec<&str>| {
+        if !gone.is_empty() || !came.is_empty() {
+            out.insert(format!("{} -> {}", gone.join(" "), came.join(" ")));
+            gone.clear();
+            came.clear();
+        }
+    };
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] && d[i][j] == d[i + 1][j + 1] {
+            flush(&mut gone, &mut came);
+            i += 1;
+            j += 1;
+        } else if i < a.len() && j < b.len() && d[i][j] == 1 + d[i + 1][j + 1] {
+            gone.push(&a[i]);
+            came.push(&b[j]);
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || d[i][j] == 1 + d[i + 1][j]) {
+            gone.push(&a[i]);
+            i += 1;
+        } else {
+            came.push(&b[j]);
+            j += 1;
+        }
+    }
+    flush(&mut gone, &mut came);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn differences_between_texts_are_counted_once_each() {
+        let d = distinct_differences(
+            "he was amiable and kind. he was amiable and kind.",
+            "He was Amy Hable and kind. He was Amy Hable and kind!",
+        );
+        assert_eq!(d.into_iter().collect::<Vec<_>>(), ["amiable -> amy hable"]);
+        let d = distinct_differences("a b c d e f", "a c d x f");
+        assert_eq!(d.into_iter().collect::<Vec<_>>(), ["b -> ", "e -> x"]);
+        assert!(distinct_differences("same words", "Same words.").is_empty());
+    }
 
     #[test]
     fn normalises_case_punctuation_titles_and_numbers() {

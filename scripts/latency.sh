@@ -2,14 +2,18 @@
 # Measures v2m's dictation latency end to end: each recording of a set is played in real time
 # through a FIFO microphone (no sound card needed) into a fresh v2m-rt with its worker; start is
 # pressed before it and stop at a chosen delay after its speech ends. The same recordings are
-# also transcribed offline (v2m-worker transcribe, same model) to compare with. Prints a row per
+# also transcribed offline (v2m-worker transcribe, same model) to compare with, and again begun
+# 5, 10 and 15 ms later (the frame phases a microphone's audio lands on: the spread of those
+# offline WERs is how far the comparison moves by chance). Prints a row per
 # run, writes the runs (JSON lines) and a PNG of the distributions, and ends with a line per
 # delay, a line per set, the overall line and the streaming line:
 #   latency: delay_ms=… n=… stop_to_final_p50_ms=… stop_to_final_p95_ms=… first_provisional_p50_ms=… wer=…%
-#   set: name=… n=… wer=…% offline_wer=…% speculative=…
+#   set: name=… n=… wer=…% offline_wer=…% speculative=… 
+#            offline_wer_phase_min=…% offline_wer_phase_max=…%
 #   latency: n=… stop_to_final_p50_ms=… stop_to_final_p95_ms=… first_provisional_p50_ms=…
 #            provisional_interval_p50_ms=… capture_to_worker_p99_ms=… wer=…%
-#   streaming: n=… wer=…% offline_wer=…% final_pass_p50_ms=…
+#   streaming: n=… wer=…% offline_wer=…% final_pass_p50_ms=… 
+#            offline_wer_phase_min=…% offline_wer_phase_max=…%
 #
 #   scripts/latency.sh [--set DIR]... [--long] [--delays 0,300,500,1000] [--limit N] [--config FILE] [--out DIR]
 #

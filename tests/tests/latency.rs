@@ -67,10 +67,26 @@ fn a_folder_of_recordings_is_measured_end_to_end() {
     // Last: streaming finals against the offline transcripts of the same recording.
     let streaming = fields_of("streaming: ", lines[lines.len() - 1]);
     let names: Vec<&str> = streaming.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["n", "wer", "offline_wer", "final_pass_p50_ms"]);
+    assert_eq!(
+        names,
+        [
+            "n",
+            "wer",
+            "offline_wer",
+            "final_pass_p50_ms",
+            "offline_wer_phase_min",
+            "offline_wer_phase_max"
+        ]
+    );
     let got = |f: &[(String, f64)], k: &str| f.iter().find(|(n, _)| n == k).unwrap().1;
     assert_eq!(got(&streaming, "n"), 2.0);
     assert!(got(&streaming, "offline_wer") <= 20.0);
+    // The offline WER at the file's own frame phase lies within its spread over the phases.
+    let (lo, hi) = (
+        got(&streaming, "offline_wer_phase_min"),
+        got(&streaming, "offline_wer_phase_max"),
+    );
+    assert!(lo <= got(&streaming, "offline_wer") && got(&streaming, "offline_wer") <= hi);
     // One pass over ~7 s of audio on tiny.en: far from zero, far below seconds.
     assert!((50.0..5_000.0).contains(&got(&streaming, "final_pass_p50_ms")));
     // A line per stop delay.
@@ -146,6 +162,9 @@ fn a_folder_of_recordings_is_measured_end_to_end() {
             Some(false),
             "{m:?}"
         );
+        // And offline at the three later frame phases.
+        assert_eq!(m.offline_phases.len(), 3, "{m:?}");
+        assert!(m.offline_phases.iter().all(|t| !t.is_empty()), "{m:?}");
         assert!(m.final_pass_ms.is_some() || m.speculative, "{m:?}");
     }
     // `summary` reads the runs back to the same lines.

@@ -121,10 +121,17 @@ fn run_measure(a: MeasureArgs) -> Result<ExitCode, String> {
         "latency: {} recordings offline through v2m-worker transcribe…",
         utterances.len()
     );
-    let offline = offline::transcribe(
-        &a.worker.unwrap_or_else(|| sibling("v2m-worker")),
+    let worker = a.worker.unwrap_or_else(|| sibling("v2m-worker"));
+    let offline = offline::transcribe(&worker, a.config.as_deref(), &utterances)?;
+    eprintln!(
+        "latency: and begun {:?} ms later (the frame phases a microphone lands on)…",
+        offline::PHASE_SHIFTS_MS
+    );
+    let phases = offline::transcribe_phases(
+        &worker,
         a.config.as_deref(),
         &utterances,
+        &dir.join("phases"),
     )?;
     let mut out = match &a.out {
         Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
@@ -144,10 +151,13 @@ fn run_measure(a: MeasureArgs) -> Result<ExitCode, String> {
     println!("{}", report::header());
     let mut runs: Vec<Measurement> = Vec::new();
     for &delay in &a.delays {
-        for ((u, span), offline) in utterances.iter().zip(&spans).zip(&offline) {
+        for (((u, span), offline), phases) in
+            utterances.iter().zip(&spans).zip(&offline).zip(&phases)
+        {
             let mut m = measure(&mut rig, u, *span, Duration::from_millis(delay.into()))
                 .map_err(|e| format!("{}: {e}", u.name))?;
             m.offline = Some(offline.clone());
+            m.offline_phases = phases.clone();
             println!("{}", report::row(&m));
             if let Some(f) = out.as_mut() {
                 let line = serde_json::to_string(&m).map_err(|e| e.to_string())?;

@@ -44,6 +44,9 @@ pub struct Measurement {
     /// The same recording transcribed offline (`v2m-worker transcribe`), when measured.
     #[serde(default)]
     pub offline: Option<String>,
+    /// And offline begun at later frame phases ([`super::offline::PHASE_SHIFTS_MS`]).
+    #[serde(default)]
+    pub offline_phases: Vec<String>,
 }
 
 /// Measures one dictation of `u` (whose speech is at `span`), stopping `stop_delay` after the
@@ -133,5 +136,6 @@ pub fn measure(
         final_pass_ms,
         speculative,
         offline: None,
+        offline_phases: Vec::new(),
     })
 }

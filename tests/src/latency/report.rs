@@ -168,6 +168,9 @@ pub struct Streaming {
     pub wer_percent: f64,
     /// WER of the offline transcripts (each recording once), percent; `None` without them.
     pub offline_wer_percent: Option<f64>,
+    /// Lowest and highest offline WER over the frame phases (the file's own and the shifted
+    /// copies'): how far the offline figure itself moves with where the frames fall.
+    pub offline_wer_by_phase: Option<(f64, f64)>,
     /// Median time of the worker's passes that produced finals (the floor of stop→final for a
     /// stop at the end of speech).
     pub final_pass_p50_ms: Option<f64>,
@@ -181,10 +184,31 @@ pub fn streaming(runs: &[Measurement]) -> Option<Streaming> {
         return None;
     }
     let mut seen = std::collections::HashSet::new();
-    let offline: Vec<(&str, &str)> = runs
+    let recordings: Vec<&Measurement> = runs
         .iter()
         .filter(|m| seen.insert((m.set.as_str(), m.utterance.as_str())))
+        .collect();
+    let offline: Vec<(&str, &str)> = recordings
+        .iter()
         .filter_map(|m| Some((m.reference.as_str(), m.offline.as_deref()?)))
+        .collect();
+    // Phase p of every recording (0: the file's own start), while all of them have it.
+    let phases = recordings
+        .iter()
+        .map(|m| m.offline.is_some() as usize * (1 + m.offline_phases.len()))
+        .min()
+        .unwrap_or(0);
+    let phase_wers: Vec<f64> = (0..phases)
+        .map(|p| {
+            100.0
+                * v2m_worker::eval::corpus_wer(recordings.iter().map(|m| {
+                    let text = match p {
+                        0 => m.offline.as_deref().unwrap_or_default(),
+                        p => m.offline_phases[p - 1].as_str(),
+                    };
+                    (m.reference.as_str(), text)
+                }))
+        })
         .collect();
     let passes: Vec<f64> = runs.iter().filter_map(|m| m.final_pass_ms).collect();
     Some(Streaming {
@@ -195,6 +219,11 @@ pub fn streaming(runs: &[Measurement]) -> Option<Streaming> {
             ),
         offline_wer_percent: (!offline.is_empty())
             .then(|| 100.0 * v2m_worker::eval::corpus_wer(offline)),
+        offline_wer_by_phase: (phase_wers.len() > 1).then(|| {
+            let min = phase_wers.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = phase_wers.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (min, max)
+        }),
         final_pass_p50_ms: percentile(&passes, 50.0),
         speculative: runs.iter().filter(|m| m.speculative).count(),
     })
@@ -206,25 +235,35 @@ impl Streaming {
             .map_or("-".into(), |w| format!("{w:.1}%"))
     }
 
-    /// `streaming: n=… wer=…% offline_wer=…% final_pass_p50_ms=…`
+    /// ` offline_wer_phase_min=…% offline_wer_phase_max=…%`, or nothing without the shifted
+    /// transcripts.
+    fn by_phase(&self) -> String {
+        self.offline_wer_by_phase.map_or(String::new(), |(lo, hi)| {
+            format!(" offline_wer_phase_min={lo:.1}% offline_wer_phase_max={hi:.1}%")
+        })
+    }
+
+    /// `streaming: n=… wer=…% offline_wer=…% final_pass_p50_ms=… [offline_wer_phase_min=…% offline_wer_phase_max=…%]`
     pub fn line(&self) -> String {
         format!(
-            "streaming: n={} wer={:.1}% offline_wer={} final_pass_p50_ms={}",
+            "streaming: n={} wer={:.1}% offline_wer={} final_pass_p50_ms={}{}",
             self.n,
             self.wer_percent,
             self.offline(),
-            opt(self.final_pass_p50_ms)
+            opt(self.final_pass_p50_ms),
+            self.by_phase()
         )
     }
 
-    /// `set: name=… n=… wer=…% offline_wer=…% speculative=…`
+    /// `set: name=… n=… wer=…% offline_wer=…% speculative=… [offline_wer_phase_min=…% offline_wer_phase_max=…%]`
     pub fn set_line(&self, name: &str) -> String {
         format!(
-            "set: name={name} n={} wer={:.1}% offline_wer={} speculative={}",
+            "set: name={name} n={} wer={:.1}% offline_wer={} speculative={}{}",
             self.n,
             self.wer_percent,
             self.offline(),
-            self.speculative
+            self.speculative,
+            self.by_phase()
         )
     }
 }
@@ -253,6 +292,7 @@ mod tests {
             final_pass_ms: Some(stop / 2.0),
             speculative: stop < 150.0,
             offline: Some("ten of clubs".into()),
+            offline_phases: Vec::new(),
         }
     }
 
@@ -313,5 +353,42 @@ mod tests {
         );
         assert_eq!(s.speculative, 1);
         assert!(s.set_line("s").starts_with("set: name=s n=3 "));
+        assert!(!s.line().contains("phase"));
+    }
+
+    #[test]
+    fn the_offline_wer_spread_over_frame_phases_is_printed_beside_it() {
+        let mut runs = vec![
+            run(100.0, None, &[30], "ten of clubs"),
+            run(100.0, None, &[30], "ten of clubs"),
+            run(100.0, None, &[30], "seven of hearts"),
+        ];
+        runs[1].stop_delay_ms = 500;
+        runs[2].utterance = "v".into();
+        runs[2].reference = "seven of hearts".into();
+        runs[2].offline = Some("seven of hearts".into());
+        // Phase 5 ms misreads one word of "u", phase 10 ms two of "v".
+        for m in &mut runs[..2] {
+            m.offline_phases = vec!["ten of clothes".into(), "ten of clubs".into()];
+        }
+        runs[2].offline_phases = vec!["seven of hearts".into(), "eleven hearts".into()];
+        let s = streaming(&runs).unwrap();
+        assert_eq!(s.offline_wer_percent, Some(0.0));
+        let (lo, hi) = s.offline_wer_by_phase.unwrap();
+        assert_eq!(lo, 0.0);
+        assert!((hi - 100.0 / 3.0).abs() < 1e-9, "{hi}");
+        assert!(
+            s.line()
+                .ends_with(" offline_wer_phase_min=0.0% offline_wer_phase_max=33.3%"),
+            "{}",
+            s.line()
+        );
+        assert!(
+            s.set_line("s")
+                .ends_with(" offline_wer_phase_min=0.0% offline_wer_phase_max=33.3%")
+        );
+        // A recording without the shifted transcripts: no spread to show.
+        runs[2].offline_phases.clear();
+        assert_eq!(streaming(&runs).unwrap().offline_wer_by_phase, None);
     }
 }

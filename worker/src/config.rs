@@ -1,6 +1,7 @@
 //! The `[worker]` table of `$XDG_CONFIG_HOME/v2m/config.toml`. Every key is optional; an
-//! unknown key is refused with its name; command-line flags override the file. Other tables
-//! of the file belong to v2m-rt and are not read here.
+//! unknown key is refused with its name; command-line flags override the file. The file is
+//! read once: its `[text]` and `[refine]` tables (v2m-text's) come with it; v2m-rt's tables
+//! are not read here.
 //!
 //! ```toml
 //! [worker]
@@ -21,6 +22,7 @@
 
 use crate::error::WorkerError;
 use std::path::{Path, PathBuf};
+use v2m_text::config::TextConfig;
 
 /// Settings from the file; `None` where the file is silent.
 #[derive(Debug, Default, Clone, PartialEq, serde::Deserialize)]
@@ -54,9 +56,18 @@ pub struct WorkerConfig {
     pub socket: Option<PathBuf>,
 }
 
-/// Reads the `[worker]` table of `path`. A missing file at the default location is no error
-/// (`explicit` false); a missing file the user named is.
-pub fn load(path: &Path, explicit: bool) -> Result<WorkerConfig, WorkerError> {
+/// What a worker reads from the file: its own table and the text tables.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FileConfig {
+    /// `[worker]`.
+    pub worker: WorkerConfig,
+    /// `[text]` and `[refine]`.
+    pub text: TextConfig,
+}
+
+/// Reads `path` once: its `[worker]` table and v2m-text's tables. A missing file at the
+/// default location is no error (`explicit` false); a missing file the user named is.
+pub fn load(path: &Path, explicit: bool) -> Result<FileConfig, WorkerError> {
     let bad = |message: String| WorkerError::Config {
         path: path.to_owned(),
         message,
@@ -64,21 +75,29 @@ pub fn load(path: &Path, explicit: bool) -> Result<WorkerConfig, WorkerError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-            return Ok(WorkerConfig::default());
+            return Ok(FileConfig::default());
         }
         Err(e) => return Err(WorkerError::io(path, e)),
     };
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    Ok(FileConfig {
+        worker: worker_table(&text).map_err(bad)?,
+        text: v2m_text::config::parse(&text).map_err(bad)?,
+    })
+}
+
+/// The `[worker]` table of a configuration text.
+fn worker_table(text: &str) -> Result<WorkerConfig, String> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
     let Some(worker) = table.remove("worker") else {
         return Ok(WorkerConfig::default());
     };
     let config: WorkerConfig = worker
         .try_into()
-        .map_err(|e: toml::de::Error| bad(format!("[worker]: {}", e.message())))?;
+        .map_err(|e: toml::de::Error| format!("[worker]: {}", e.message()))?;
     if let Some(v) = config.vad
         && v > 3
     {
-        return Err(bad(format!("[worker] vad = {v}: must be 0 to 3")));
+        return Err(format!("[worker] vad = {v}: must be 0 to 3"));
     }
     Ok(config)
 }
@@ -97,9 +116,15 @@ mod tests {
     fn reads_the_worker_table_and_ignores_others() {
         let p = write(
             "ok",
-            "[rt]\nanything = 1\n[worker]\nthreads = 4\nort_library = \"/x/lib.so\"\n",
+            "[rt]\nanything = 1\n[worker]\nthreads = 4\nort_library = \"/x/lib.so\"\n\
+             [text]\nvocabulary = [\"Dashwood\"]\n",
         );
-        let c = load(&p, true).unwrap();
+        let both = load(&p, true).unwrap();
+        assert_eq!(
+            both.text.text.vocabulary,
+            Some(vec!["Dashwood".to_string()])
+        );
+        let c = both.worker;
         assert_eq!(c.threads, Some(4));
         assert_eq!(c.ort_library, Some(PathBuf::from("/x/lib.so")));
         assert_eq!(c.model, None);
@@ -118,12 +143,16 @@ mod tests {
         assert!(e.contains("[worker]"), "{e}");
         let p = write("vad", "[worker]\nvad = 7\n");
         assert!(load(&p, true).unwrap_err().to_string().contains("vad = 7"));
+        // The text tables are checked in the same read.
+        let p = write("text", "[worker]\nthreads = 2\n[text]\nvocab = 1\n");
+        let e = load(&p, true).unwrap_err().to_string();
+        assert!(e.contains("vocab") && e.contains("[text]"), "{e}");
     }
 
     #[test]
     fn a_missing_default_file_is_fine_a_missing_named_one_is_not() {
         let p = std::env::temp_dir().join("v2m-cfg-does-not-exist.toml");
-        assert_eq!(load(&p, false).unwrap(), WorkerConfig::default());
+        assert_eq!(load(&p, false).unwrap(), FileConfig::default());
         assert!(load(&p, true).is_err());
     }
 }

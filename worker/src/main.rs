@@ -191,25 +191,17 @@ fn load(
     Ok(t)
 }
 
-/// The `[text]` table of the config file and its rules (the defaults when it has none).
-fn text_config(named: Option<&Path>) -> Result<(TextTable, TextRules), WorkerError> {
-    let default = v2m_shm_proto::paths::config_file();
-    let path = named.unwrap_or(&default);
-    let bad = |message: String| WorkerError::Config {
-        path: path.to_owned(),
-        message,
-    };
-    let c = v2m_text::config::load(path, named.is_some()).map_err(|e| bad(e.message))?;
-    let rules = TextRules::new(&c.text).map_err(|e| bad(e.to_string()))?;
-    Ok((c.text, rules))
-}
-
 fn run(cli: Cli) -> Result<(), WorkerError> {
-    let cfg = match &cli.config {
-        Some(path) => config::load(path, true)?,
-        None => config::load(&v2m_shm_proto::paths::config_file(), false)?,
-    };
-    let (text, rules) = text_config(cli.config.as_deref())?;
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(v2m_shm_proto::paths::config_file);
+    let file = config::load(&path, cli.config.is_some())?;
+    let rules = TextRules::new(&file.text.text).map_err(|e| WorkerError::Config {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let (cfg, text) = (file.worker, file.text.text);
     match cli.command {
         Command::Models { json, models_dir } => {
             let dir = models_dir.unwrap_or_else(v2m_worker::model::files::models_dir);

@@ -407,6 +407,7 @@ pub fn vocabulary_prompt(words: &[String]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn text_too_short_for_its_speech_is_counted_from_8_s_of_speech() {
@@ -417,8 +418,6 @@ mod tests {
         assert!(!too_little_text(2, 7.9));
         assert!(too_little_text(19, 8.0));
     }
-
-    use super::*;
 
     #[test]
     fn the_vocabulary_prompt_is_one_sentence_and_keeps_its_place() {

@@ -192,10 +192,13 @@ pub fn streaming(runs: &[Measurement]) -> Option<Streaming> {
         .iter()
         .filter_map(|m| Some((m.reference.as_str(), m.offline.as_deref()?)))
         .collect();
-    // Phase p of every recording (0: the file's own start), while all of them have it.
+    // Phases every recording has a transcript at: the file's own start (0) and the shifts.
     let phases = recordings
         .iter()
-        .map(|m| m.offline.is_some() as usize * (1 + m.offline_phases.len()))
+        .map(|m| match m.offline {
+            Some(_) => 1 + m.offline_phases.len(),
+            None => 0,
+        })
         .min()
         .unwrap_or(0);
     let phase_wers: Vec<f64> = (0..phases)

@@ -1,6 +1,7 @@
 //! The worker following sessions through a real ring, in its own process, fed real recordings
-//! at real-time pace: finals equal the offline transcripts token for token, the speculative
-//! final answers a stop after a pause, long dictations are committed as files are.
+//! at real-time pace: finals equal the offline transcripts token for token (wherever the
+//! recording falls on the session's frame grid), the speculative final answers a stop after a
+//! pause, long dictations are committed as files are.
 
 mod support;
 
@@ -70,9 +71,11 @@ fn finals_after_a_pause_are_speculative_and_equal_the_offline_transcripts() {
         let recording = read_audio(path).unwrap();
         let expected =
             transcribe_recording(&mut t, &recording, 3, StreamPolicy::default()).unwrap();
-        // The recording as dictated: its frames from the session's first, then 0.6 s of
-        // silence before stop (digital silence: Whisper pads the window with the same zeros).
-        let mut audio = recording.clone();
+        // The recording as dictated: it lands anywhere on the session's 20 ms frame grid
+        // (here 0.3 s and a few samples after its first frame; a file's grid starts at its
+        // first sample), then 0.6 s of silence before stop.
+        let mut audio = vec![0f32; 4_800 + 37 * (2 * i + 1)];
+        audio.extend_from_slice(&recording);
         audio.resize(audio.len().div_ceil(FRAME_SAMPLES) * FRAME_SAMPLES, 0.0);
         audio.extend(std::iter::repeat_n(0f32, 9_600));
         let (messages, closed) = dictate(&mut daemon, &mut writer, &mut conn, i as u64 + 1, &audio);

@@ -13,11 +13,13 @@
 //!
 //! Whether a commit happens, where, and what the final pass covers depend on the audio and its
 //! VAD flags alone, never on timing, so a file transcribed offline through the same stream
-//! ([`crate::offline`]) gives the live final token for token.
+//! ([`crate::offline`]) gives the live final token for token. A pass's audio is anchored on
+//! the samples themselves ([`Anchor`]), not on the 20 ms frames, so this holds wherever the
+//! recording falls on the session's frame grid.
 
 use super::agreement::stable_len;
 use super::cut::{self, Cut};
-use super::window::Window;
+use super::window::{Anchor, PassAudio, Window, anchored};
 use crate::decode::greedy::{DecodeRequest, Mode};
 use crate::decode::timestamps::TimedSegment;
 use crate::error::WorkerError;
@@ -97,6 +99,8 @@ pub struct StreamPolicy {
     /// Passes before the end at all (provisional and speculative): off for a worker whose
     /// final answers nobody's `stop` (nobody sees its provisional text) and for files.
     pub live_passes: bool,
+    /// Where a pass's audio begins and ends, to the sample; `None`: the window's frames.
+    pub anchor: Option<Anchor>,
 }
 
 impl Default for StreamPolicy {
@@ -109,6 +113,15 @@ impl Default for StreamPolicy {
             lead_frames: 50,
             timestamps: false,
             live_passes: true,
+            // 100 ms before the first loud sample, 140 ms after the last (inside the 160 ms
+            // pause, so the speculative final's audio is whole); loud: an eighth of the peak,
+            // 18 dB under it, above the noise floor of a dictation and within its words.
+            anchor: Some(Anchor {
+                lead: 100 * 16,
+                tail: 140 * 16,
+                fraction: 0.125,
+                max_samples: 1500 * FRAME_SAMPLES,
+            }),
         }
     }
 }
@@ -387,6 +400,30 @@ impl SessionStream {
         Ok(update)
     }
 
+    /// One pass over the window up to `end`: its audio as the policy's anchor takes it, its
+    /// timestamps as frames of the window.
+    fn pass_over(
+        &self,
+        end: u64,
+        req: &DecodeRequest<'_>,
+        model: &mut dyn PassModel,
+    ) -> Result<Transcript, WorkerError> {
+        let audio = self.window.audio_until(end);
+        let pass = match &self.policy.anchor {
+            Some(a) => anchored(audio, a),
+            None => PassAudio {
+                samples: audio.into(),
+                offset: 0,
+            },
+        };
+        let mut r = model.pass(&pass.samples, req)?;
+        let shift = |t: u32| (t as i64 + pass.offset_frames()).max(0) as u32;
+        for s in &mut r.segments {
+            (s.start, s.end) = (shift(s.start), shift(s.end));
+        }
+        Ok(r)
+    }
+
     fn request<'a>(&'a self, mode: Mode<'a>) -> DecodeRequest<'a> {
         let speech = self.window.speech().iter().filter(|&&s| s).count();
         DecodeRequest {
@@ -481,10 +518,7 @@ impl SessionStream {
                 .filter(|s| s.window_start == start && s.end == final_end);
             let r = match spec {
                 Some(s) => s.result,
-                None => model.pass(
-                    self.window.audio_until(final_end),
-                    &self.request(self.final_mode()),
-                )?,
+                None => self.pass_over(final_end, &self.request(self.final_mode()), model)?,
             };
             if let Some(update) = self.commit_decoded_part(&r, final_end, model) {
                 return Ok(update);
@@ -500,10 +534,7 @@ impl SessionStream {
                 &r,
             ));
         }
-        let r = model.pass(
-            self.window.audio_until(end),
-            &self.request(Mode::Timestamps),
-        )?;
+        let r = self.pass_over(end, &self.request(Mode::Timestamps), model)?;
         let texts: Vec<String> = r.segments.iter().map(|s| model.text(&s.tokens)).collect();
         let (speech, energy) = (self.window.speech(), self.window.energy());
         let mut timings = r.timings;
@@ -524,7 +555,7 @@ impl SessionStream {
                 let cut_seq = start + frame as u64;
                 if !r.silent && self.window.has_speech_before(cut_seq) {
                     let mode = self.final_mode();
-                    let p = model.pass(self.window.audio_until(cut_seq), &self.request(mode))?;
+                    let p = self.pass_over(cut_seq, &self.request(mode), model)?;
                     if let Some(update) = self.commit_decoded_part(&p, cut_seq, model) {
                         return Ok(update);
                     }
@@ -691,10 +722,7 @@ impl SessionStream {
         let end = self.window.end_seq();
         // The stable words are forced; the rest of the latest hypothesis is a draft.
         let (prefix, draft) = self.hypothesis.split_at(self.stable);
-        let r = model.pass(
-            self.window.audio_until(end),
-            &self.request(Mode::Text { prefix, draft }),
-        )?;
+        let r = self.pass_over(end, &self.request(Mode::Text { prefix, draft }), model)?;
         self.provisional_end = end;
         // The interval spaces out what is shown; a pass that heard nothing yet (the first
         // syllables of a dictation) showed nothing, so the next may follow it at once.
@@ -710,10 +738,7 @@ impl SessionStream {
         model: &mut dyn PassModel,
     ) -> Result<Option<Update>, WorkerError> {
         let start = self.window.start_seq();
-        let r = model.pass(
-            self.window.audio_until(end),
-            &self.request(self.final_mode()),
-        )?;
+        let r = self.pass_over(end, &self.request(self.final_mode()), model)?;
         let timings = timings_of(&r, start, end);
         let update = self.hypothesis(&r, model, start, end);
         self.speculative = Some(Speculative {
@@ -784,7 +809,7 @@ impl SessionStream {
             Some(s) => (Some(s.result), s.timings, true),
             None if self.window.has_speech_before(final_end) => {
                 let mode = self.final_mode();
-                let r = model.pass(self.window.audio_until(final_end), &self.request(mode))?;
+                let r = self.pass_over(final_end, &self.request(mode), model)?;
                 let t = timings_of(&r, start, final_end);
                 (Some(r), t, false)
             }

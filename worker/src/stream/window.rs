@@ -1,8 +1,9 @@
 //! The open window: the audio from the last hard commit to now, frame by frame, with each
 //! frame's VAD flag and energy. At most the model's 30 s; while it holds no speech it keeps
 //! only its last second (a dictation that starts with a long silence does not fill a window
-//! with it).
+//! with it). [`anchored`] takes from it the samples a pass decodes.
 
+use std::borrow::Cow;
 use v2m_shm_proto::ring::FRAME_SAMPLES;
 
 /// Audio of the open window.
@@ -120,6 +121,79 @@ impl Window {
     }
 }
 
+/// Where a pass's audio begins and ends, to the sample: a fixed lead before the first sample
+/// that rises above a fraction of the window's peak, and a fixed tail after the last one.
+///
+/// Frames land on a 20 ms grid wherever the capture was when the session started; a file's
+/// grid starts at its first sample. Anchored on the audio itself, a pass covers the same
+/// samples whichever grid they arrived on, so a recording dictated live and transcribed
+/// offline is the same computation (Whisper near-ties flip with a shift of a few samples).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anchor {
+    /// Samples kept before the first loud sample; digital silence where the window has none.
+    pub lead: usize,
+    /// Samples kept after the last loud sample (never past the pass's end).
+    pub tail: usize,
+    /// A sample is loud at this fraction of the window's peak (or more).
+    pub fraction: f32,
+    /// Most samples a pass takes (Whisper's 30 s): the silence put in front is cut to fit.
+    pub max_samples: usize,
+}
+
+/// Below this peak the window holds nothing to anchor on: a pass takes it whole.
+const MIN_PEAK: f32 = 1e-3;
+
+/// The audio of one pass and where it lies in its window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassAudio<'a> {
+    /// The samples: digital silence first when the lead reaches before the window.
+    pub samples: Cow<'a, [f32]>,
+    /// Where the first sample lies relative to the window's first sample (negative: before).
+    pub offset: i64,
+}
+
+impl PassAudio<'_> {
+    /// `offset` in whole frames, rounded: what a timestamp of the pass adds to be a frame of the
+    /// window.
+    pub fn offset_frames(&self) -> i64 {
+        let f = FRAME_SAMPLES as i64;
+        (self.offset + f / 2).div_euclid(f)
+    }
+}
+
+/// The samples a pass over `audio` takes (see [`Anchor`]).
+pub fn anchored<'a>(audio: &'a [f32], anchor: &Anchor) -> PassAudio<'a> {
+    let whole = PassAudio {
+        samples: Cow::Borrowed(audio),
+        offset: 0,
+    };
+    let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    if peak < MIN_PEAK {
+        return whole;
+    }
+    let loud = peak * anchor.fraction;
+    let (Some(first), Some(last)) = (
+        audio.iter().position(|s| s.abs() >= loud),
+        audio.iter().rposition(|s| s.abs() >= loud),
+    ) else {
+        return whole;
+    };
+    let end = (last + 1 + anchor.tail).min(audio.len());
+    let start = first.saturating_sub(anchor.lead);
+    let zeros = (anchor.lead - (first - start)).min(anchor.max_samples.saturating_sub(end - start));
+    let samples = if zeros == 0 {
+        Cow::Borrowed(&audio[start..end])
+    } else {
+        let mut v = vec![0.0; zeros];
+        v.extend_from_slice(&audio[start..end]);
+        Cow::Owned(v)
+    };
+    PassAudio {
+        samples,
+        offset: start as i64 - zeros as i64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +230,93 @@ mod tests {
         assert_eq!(w.final_end(4), 108);
         assert_eq!(w.final_end(5), 108, "not enough pause: the end");
         assert_eq!(window("....").final_end(2), 104, "no speech: the end");
+    }
+
+    const ANCHOR: Anchor = Anchor {
+        lead: 100,
+        tail: 30,
+        fraction: 0.5,
+        max_samples: 10_000,
+    };
+
+    /// Low noise, a burst of loud samples at `at`, low noise again.
+    fn burst(at: usize, len: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..len).map(|i| 0.01 * ((i % 7) as f32 - 3.0)).collect();
+        for (k, s) in v[at..at + 200].iter_mut().enumerate() {
+            *s = if k % 2 == 0 { 0.8 } else { -0.6 };
+        }
+        v
+    }
+
+    #[test]
+    fn a_pass_takes_the_same_samples_wherever_the_audio_starts() {
+        let audio = burst(500, 2_000);
+        let a = anchored(&audio, &ANCHOR);
+        assert_eq!(a.offset, 400, "the lead before the first loud sample");
+        assert_eq!(a.samples.len(), 100 + 200 + 30, "lead, loud samples, tail");
+        assert_eq!(&a.samples[..], &audio[400..730]);
+        for shift in [1, 7, 160, 319, 321, 1_000] {
+            let mut later = vec![0.0; shift];
+            later.extend_from_slice(&audio);
+            let b = anchored(&later, &ANCHOR);
+            assert_eq!(b.samples, a.samples, "shifted by {shift}");
+            assert_eq!(b.offset, a.offset + shift as i64);
+        }
+    }
+
+    #[test]
+    fn a_lead_before_the_window_is_digital_silence() {
+        let audio = burst(40, 1_000);
+        let a = anchored(&audio, &ANCHOR);
+        assert_eq!(a.offset, -60);
+        assert!(a.samples[..60].iter().all(|&s| s == 0.0));
+        assert_eq!(&a.samples[60..], &audio[..40 + 200 + 30]);
+        // The same burst further in: the same samples, taken from the audio.
+        let mut later = vec![0.0; 500];
+        later.extend_from_slice(&audio);
+        assert_eq!(anchored(&later, &ANCHOR).samples, a.samples);
+        // No room for silence in front of a full window: it is cut to fit.
+        let full = Anchor {
+            max_samples: 250,
+            ..ANCHOR
+        };
+        let a = anchored(&audio, &full);
+        assert_eq!(
+            (a.offset, a.samples.len()),
+            (0, 270),
+            "audio is never dropped"
+        );
+        let a = anchored(
+            &audio,
+            &Anchor {
+                max_samples: 289,
+                ..ANCHOR
+            },
+        );
+        assert_eq!((a.offset, a.samples.len()), (-19, 289));
+    }
+
+    #[test]
+    fn the_tail_stops_at_the_end_of_the_audio_and_silence_is_taken_whole() {
+        let audio = burst(500, 710);
+        let a = anchored(&audio, &ANCHOR);
+        assert_eq!((a.offset, a.samples.len()), (400, 310));
+        let quiet = vec![0.0005; 1_000];
+        let a = anchored(&quiet, &ANCHOR);
+        assert_eq!((a.offset, a.samples.len()), (0, 1_000));
+    }
+
+    #[test]
+    fn offsets_round_to_the_nearest_frame() {
+        let at = |offset: i64| {
+            PassAudio {
+                samples: Cow::Borrowed(&[]),
+                offset,
+            }
+            .offset_frames()
+        };
+        assert_eq!([at(0), at(159), at(160), at(640)], [0, 0, 1, 2]);
+        assert_eq!([at(-1), at(-160), at(-161), at(-4_800)], [0, 0, -1, -15]);
     }
 
     #[test]

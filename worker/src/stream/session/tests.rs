@@ -184,6 +184,8 @@ fn policy() -> StreamPolicy {
         lead_frames: 5,
         timestamps: false,
         live_passes: true,
+        // The scripted model reads whole frames: passes take the window's frames as they are.
+        anchor: None,
     }
 }
 
@@ -654,4 +656,45 @@ fn a_decode_that_stops_before_the_speech_does_is_committed_and_the_rest_decoded(
         m.calls[1].previous
     );
     assert!(passes[1] < passes[0], "{passes:?}");
+}
+
+#[test]
+fn an_anchored_pass_takes_the_audio_around_the_speech_and_times_it_in_the_window() {
+    // A lead of 2 frames and a tail of 1: a pass over 10 frames of silence, six frames of
+    // words and a pause takes 2 + 6 + 1 frames; its segments lie where the words are.
+    let p = StreamPolicy {
+        timestamps: true,
+        live_passes: false,
+        lead_frames: 10,
+        anchor: Some(Anchor {
+            lead: 2 * FRAME_SAMPLES,
+            tail: FRAME_SAMPLES,
+            fraction: 0.5,
+            max_samples: 1500 * FRAME_SAMPLES,
+        }),
+        ..policy()
+    };
+    let mut s = SessionStream::new(p, 100);
+    let mut m = Scripted::default();
+    for (id, speech) in script(&[(0, 10), (3, 3), (4, 3), (0, 8)]) {
+        s.push_samples(&frame_of(id), speech, &mut m).unwrap();
+    }
+    let f = s.finish(s.next_seq(), &mut m).unwrap();
+    assert_eq!(m.calls.len(), 1);
+    assert_eq!(m.calls[0].frames, 9, "lead, words, tail");
+    assert_eq!(f.text, "w3 w4");
+    let w = &f.windows[0];
+    assert_eq!(
+        (w.start_seq, w.end_seq),
+        (100, 120),
+        "the window: to the pause's end"
+    );
+    assert_eq!(
+        w.segments,
+        vec![TimedText {
+            start_seq: 110,
+            end_seq: 116,
+            text: "w3 w4".into()
+        }]
+    );
 }

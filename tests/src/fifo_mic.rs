@@ -233,9 +233,12 @@ pub fn sox_raw(src: &Path, args_out: &[&str], effects: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// The FIFO microphone's rate and channels as sox output options (its samples: S16_LE).
+pub const MIC_FORMAT: [&str; 4] = ["-r", "48000", "-c", "2"];
+
 /// `src` as the FIFO microphone's format (48 kHz stereo S16_LE), by sox.
 pub fn mic_pcm(src: &Path) -> Vec<u8> {
-    sox_raw(src, &["-r", "48000", "-c", "2"], &[])
+    sox_raw(src, &MIC_FORMAT, &[])
 }
 
 /// `src` as 16 kHz mono f32, by sox.

@@ -118,11 +118,11 @@ fn run_measure(a: MeasureArgs) -> Result<ExitCode, String> {
         .map(|u| corpus::speech_span(&u.wav))
         .collect::<Result<Vec<_>, _>>()?;
     eprintln!(
-        "latency: {} recordings offline through v2m-worker transcribe…",
+        "latency: {} recordings offline through v2m-worker transcribe, as the microphone is fed them…",
         utterances.len()
     );
     let worker = a.worker.unwrap_or_else(|| sibling("v2m-worker"));
-    let offline = offline::transcribe(&worker, a.config.as_deref(), &utterances)?;
+    let offline = offline::transcribe(&worker, a.config.as_deref(), &utterances, &dir)?;
     eprintln!(
         "latency: and begun {:?} ms later (the frame phases a microphone lands on)…",
         offline::PHASE_SHIFTS_MS

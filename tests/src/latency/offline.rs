@@ -1,7 +1,14 @@
 //! The same recordings transcribed offline by `v2m-worker transcribe`: what streaming finals
 //! are compared with, at the recordings' own start and at later frame phases.
+//!
+//! Offline is given what the microphone is given: each recording as the FIFO microphone's
+//! 48 kHz stereo PCM ([`MIC_FORMAT`]), in a WAV file, which `v2m-worker transcribe` brings to
+//! 16 kHz with the resampler v2m-rt's capture runs. Streaming is then compared with the same
+//! audio offline; the 16 kHz original would also measure two resamplings (sox's up, rubato's
+//! down), which move tiny.en's near-ties as a frame phase does.
 
 use super::corpus::Utterance;
+use crate::fifo_mic::MIC_FORMAT;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,15 +18,18 @@ use std::process::Command;
 /// a recording dictated live is heard at one of these phases, not the file's own.
 pub const PHASE_SHIFTS_MS: [u32; 3] = [5, 10, 15];
 
-/// Runs `worker transcribe --report --dictation` (the live computation; with `config`'s `[worker]` table, if given) on every
-/// recording; returns their texts in order.
+/// Runs `worker transcribe --report --dictation` (the live computation; with `config`'s
+/// `[worker]` table, if given) on every recording as the microphone hears it (copies made
+/// under `dir`); returns their texts in order.
 pub fn transcribe(
     worker: &Path,
     config: Option<&Path>,
     utterances: &[Utterance],
+    dir: &Path,
 ) -> Result<Vec<String>, String> {
-    let wavs: Vec<&Path> = utterances.iter().map(|u| u.wav.as_path()).collect();
-    transcribe_files(worker, config, &wavs)
+    let copies = mic_copies(utterances, &dir.join("mic"), 0)?;
+    let paths: Vec<&Path> = copies.iter().map(PathBuf::as_path).collect();
+    transcribe_files(worker, config, &paths)
 }
 
 /// The recordings offline again, each begun [`PHASE_SHIFTS_MS`] later (copies with that much
@@ -34,17 +44,7 @@ pub fn transcribe_phases(
 ) -> Result<Vec<Vec<String>>, String> {
     let mut texts = vec![Vec::new(); utterances.len()];
     for ms in PHASE_SHIFTS_MS {
-        let phase_dir = dir.join(format!("phase-{ms}ms"));
-        std::fs::create_dir_all(&phase_dir).map_err(|e| format!("{}: {e}", phase_dir.display()))?;
-        let copies = utterances
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
-                let copy = phase_dir.join(format!("{i}-{}.wav", u.name));
-                delayed_copy(&u.wav, &copy, ms)?;
-                Ok(copy)
-            })
-            .collect::<Result<Vec<PathBuf>, String>>()?;
+        let copies = mic_copies(utterances, &dir.join(format!("phase-{ms}ms")), ms)?;
         let paths: Vec<&Path> = copies.iter().map(PathBuf::as_path).collect();
         for (t, text) in texts
             .iter_mut()
@@ -56,15 +56,30 @@ pub fn transcribe_phases(
     Ok(texts)
 }
 
-/// `src` as 16 kHz mono 16-bit WAV with `ms` of digital silence in front (sox; samples of a
-/// 16 kHz 16-bit mono source are copied unchanged).
-fn delayed_copy(src: &Path, dst: &Path, ms: u32) -> Result<(), String> {
+/// Every recording as [`mic_copy`] makes it, under `dir`.
+fn mic_copies(utterances: &[Utterance], dir: &Path, delay_ms: u32) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    utterances
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let copy = dir.join(format!("{i}-{}.wav", u.name));
+            mic_copy(&u.wav, &copy, delay_ms)?;
+            Ok(copy)
+        })
+        .collect()
+}
+
+/// `src` as the FIFO microphone's PCM (the bytes its feeder writes) in a WAV file, with
+/// `delay_ms` of digital silence in front (sox).
+fn mic_copy(src: &Path, dst: &Path, delay_ms: u32) -> Result<(), String> {
     let out = Command::new("sox")
         .arg("-D")
         .arg(src)
-        .args(["-r", "16000", "-c", "1", "-b", "16"])
+        .args(MIC_FORMAT)
+        .args(["-b", "16"])
         .arg(dst)
-        .args(["pad", &format!("{}s", ms * 16), "0"])
+        .args(["pad", &format!("{}", f64::from(delay_ms) / 1000.0), "0"])
         .output()
         .map_err(|e| format!("sox (scripts/setup.sh installs it): {e}"))?;
     if !out.status.success() {

@@ -161,20 +161,25 @@ fn parse_listing_line(line: &str) -> Option<(String, String)> {
 /// Where speech begins and ends in a recording, seconds from its start.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpeechSpan {
-    /// First 10 ms window above the threshold.
+    /// First 10 ms window above the loud threshold.
     pub onset_s: f64,
-    /// End of the last window above it.
+    /// Where the sound after the last loud window falls to the noise floor.
     pub end_s: f64,
 }
 
-/// Finds the speech in `wav` by energy: 10 ms windows louder than a tenth of the loud end of
-/// the recording (its 95th-percentile window), with a floor for near-silent files.
+/// Finds the speech in `wav` by energy: it begins at the first 10 ms window louder than a
+/// tenth of the loud end of the recording (its 95th-percentile window; a floor for near-silent
+/// files), and ends where the sound after the last such window falls to the recording's noise
+/// floor. A word's soft end (the "s" of "clubs", 20–30 dB under the vowels) is speech: a stop
+/// at the last loud window would cut it off, a stop inside the word, not after it.
 pub fn speech_span(wav: &Path) -> Result<SpeechSpan, String> {
     span_of(&mono16k(wav)).ok_or_else(|| format!("{}: no speech found", wav.display()))
 }
 
 fn span_of(samples: &[f32]) -> Option<SpeechSpan> {
     const WINDOW: usize = 160;
+    // Quiet windows in a row that end the sound (30 ms: a word's soft end flickers).
+    const QUIET_RUN: usize = 3;
     let rms: Vec<f32> = samples
         .chunks(WINDOW)
         .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).sqrt())
@@ -185,9 +190,24 @@ fn span_of(samples: &[f32]) -> Option<SpeechSpan> {
     let threshold = (loud * 0.1).max(0.003);
     let first = rms.iter().position(|&r| r > threshold)?;
     let last = rms.iter().rposition(|&r| r > threshold)?;
+    // Audible: twice (6 dB over) the noise floor, the 10th-percentile window.
+    let audible = (2.0 * sorted[sorted.len() / 10]).max(1e-4);
+    let mut end = last + 1;
+    let mut quiet = 0;
+    for (i, &r) in rms.iter().enumerate().skip(last + 1) {
+        if r > audible {
+            end = i + 1;
+            quiet = 0;
+        } else {
+            quiet += 1;
+            if quiet == QUIET_RUN {
+                break;
+            }
+        }
+    }
     Some(SpeechSpan {
         onset_s: (first * WINDOW) as f64 / 16_000.0,
-        end_s: ((last + 1) * WINDOW).min(samples.len()) as f64 / 16_000.0,
+        end_s: (end * WINDOW).min(samples.len()) as f64 / 16_000.0,
     })
 }
 
@@ -214,5 +234,27 @@ mod tests {
         assert!((span.onset_s - 0.5).abs() < 0.011, "{span:?}");
         assert!((span.end_s - 2.5).abs() < 0.011, "{span:?}");
         assert_eq!(span_of(&[0.0; 16_000]), None);
+    }
+
+    #[test]
+    fn the_span_ends_where_a_soft_end_falls_to_the_noise_floor() {
+        // Noise at 0.002 throughout; a loud word from 0.5 s, its soft end (-26 dB) from 1.0 s
+        // to 1.1 s with a 20 ms dip in it; a click at 1.4 s after 300 ms of noise.
+        let mut x: Vec<f32> = (0..16_000 * 2)
+            .map(|i| if i % 2 == 0 { 0.002 } else { -0.002 })
+            .collect();
+        let mut set = |from_s: f64, to_s: f64, amp: f32| {
+            let (a, b) = ((from_s * 16_000.0) as usize, (to_s * 16_000.0) as usize);
+            for (i, s) in x[a..b].iter_mut().enumerate() {
+                *s = amp * (i as f32 * 0.3).sin();
+            }
+        };
+        set(0.5, 1.0, 0.4);
+        set(1.0, 1.1, 0.02);
+        set(1.05, 1.07, 0.002);
+        set(1.4, 1.41, 0.02);
+        let span = span_of(&x).unwrap();
+        assert!((span.onset_s - 0.5).abs() < 0.011, "{span:?}");
+        assert!((span.end_s - 1.1).abs() < 0.011, "{span:?}");
     }
 }

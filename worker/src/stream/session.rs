@@ -120,7 +120,6 @@ impl Default for StreamPolicy {
                 lead: 100 * 16,
                 tail: 140 * 16,
                 fraction: 0.125,
-                max_samples: 1500 * FRAME_SAMPLES,
             }),
         }
     }
@@ -410,7 +409,7 @@ impl SessionStream {
     ) -> Result<Transcript, WorkerError> {
         let audio = self.window.audio_until(end);
         let pass = match &self.policy.anchor {
-            Some(a) => anchored(audio, a),
+            Some(a) => anchored(audio, a, self.policy.max_window_frames * FRAME_SAMPLES),
             None => PassAudio {
                 samples: audio.into(),
                 offset: 0,

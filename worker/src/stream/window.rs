@@ -136,8 +136,6 @@ pub struct Anchor {
     pub tail: usize,
     /// A sample is loud at this fraction of the window's peak (or more).
     pub fraction: f32,
-    /// Most samples a pass takes (Whisper's 30 s): the silence put in front is cut to fit.
-    pub max_samples: usize,
 }
 
 /// Below this peak the window holds nothing to anchor on: a pass takes it whole.
@@ -161,8 +159,9 @@ impl PassAudio<'_> {
     }
 }
 
-/// The samples a pass over `audio` takes (see [`Anchor`]).
-pub fn anchored<'a>(audio: &'a [f32], anchor: &Anchor) -> PassAudio<'a> {
+/// The samples a pass over `audio` takes (see [`Anchor`]), at most `max_samples` (the
+/// longest window): the silence put in front is cut to fit, the audio never.
+pub fn anchored<'a>(audio: &'a [f32], anchor: &Anchor, max_samples: usize) -> PassAudio<'a> {
     let whole = PassAudio {
         samples: Cow::Borrowed(audio),
         offset: 0,
@@ -180,7 +179,7 @@ pub fn anchored<'a>(audio: &'a [f32], anchor: &Anchor) -> PassAudio<'a> {
     };
     let end = (last + 1 + anchor.tail).min(audio.len());
     let start = first.saturating_sub(anchor.lead);
-    let zeros = (anchor.lead - (first - start)).min(anchor.max_samples.saturating_sub(end - start));
+    let zeros = (anchor.lead - (first - start)).min(max_samples.saturating_sub(end - start));
     let samples = if zeros == 0 {
         Cow::Borrowed(&audio[start..end])
     } else {
@@ -236,8 +235,8 @@ mod tests {
         lead: 100,
         tail: 30,
         fraction: 0.5,
-        max_samples: 10_000,
     };
+    const MAX: usize = 10_000;
 
     /// Low noise, a burst of loud samples at `at`, low noise again.
     fn burst(at: usize, len: usize) -> Vec<f32> {
@@ -251,14 +250,14 @@ mod tests {
     #[test]
     fn a_pass_takes_the_same_samples_wherever_the_audio_starts() {
         let audio = burst(500, 2_000);
-        let a = anchored(&audio, &ANCHOR);
+        let a = anchored(&audio, &ANCHOR, MAX);
         assert_eq!(a.offset, 400, "the lead before the first loud sample");
         assert_eq!(a.samples.len(), 100 + 200 + 30, "lead, loud samples, tail");
         assert_eq!(&a.samples[..], &audio[400..730]);
         for shift in [1, 7, 160, 319, 321, 1_000] {
             let mut later = vec![0.0; shift];
             later.extend_from_slice(&audio);
-            let b = anchored(&later, &ANCHOR);
+            let b = anchored(&later, &ANCHOR, MAX);
             assert_eq!(b.samples, a.samples, "shifted by {shift}");
             assert_eq!(b.offset, a.offset + shift as i64);
         }
@@ -267,42 +266,32 @@ mod tests {
     #[test]
     fn a_lead_before_the_window_is_digital_silence() {
         let audio = burst(40, 1_000);
-        let a = anchored(&audio, &ANCHOR);
+        let a = anchored(&audio, &ANCHOR, MAX);
         assert_eq!(a.offset, -60);
         assert!(a.samples[..60].iter().all(|&s| s == 0.0));
         assert_eq!(&a.samples[60..], &audio[..40 + 200 + 30]);
         // The same burst further in: the same samples, taken from the audio.
         let mut later = vec![0.0; 500];
         later.extend_from_slice(&audio);
-        assert_eq!(anchored(&later, &ANCHOR).samples, a.samples);
+        assert_eq!(anchored(&later, &ANCHOR, MAX).samples, a.samples);
         // No room for silence in front of a full window: it is cut to fit.
-        let full = Anchor {
-            max_samples: 250,
-            ..ANCHOR
-        };
-        let a = anchored(&audio, &full);
+        let a = anchored(&audio, &ANCHOR, 250);
         assert_eq!(
             (a.offset, a.samples.len()),
             (0, 270),
             "audio is never dropped"
         );
-        let a = anchored(
-            &audio,
-            &Anchor {
-                max_samples: 289,
-                ..ANCHOR
-            },
-        );
+        let a = anchored(&audio, &ANCHOR, 289);
         assert_eq!((a.offset, a.samples.len()), (-19, 289));
     }
 
     #[test]
     fn the_tail_stops_at_the_end_of_the_audio_and_silence_is_taken_whole() {
         let audio = burst(500, 710);
-        let a = anchored(&audio, &ANCHOR);
+        let a = anchored(&audio, &ANCHOR, MAX);
         assert_eq!((a.offset, a.samples.len()), (400, 310));
         let quiet = vec![0.0005; 1_000];
-        let a = anchored(&quiet, &ANCHOR);
+        let a = anchored(&quiet, &ANCHOR, MAX);
         assert_eq!((a.offset, a.samples.len()), (0, 1_000));
     }
 

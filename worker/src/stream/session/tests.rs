@@ -670,7 +670,6 @@ fn an_anchored_pass_takes_the_audio_around_the_speech_and_times_it_in_the_window
             lead: 2 * FRAME_SAMPLES,
             tail: FRAME_SAMPLES,
             fraction: 0.5,
-            max_samples: 1500 * FRAME_SAMPLES,
         }),
         ..policy()
     };

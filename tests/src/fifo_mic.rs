@@ -2,8 +2,11 @@
 //! FIFO, written at real-time pace by a feeder thread (recipe: docs/fifo-microphone.md).
 //!
 //! The feeder plays queued audio (48 kHz stereo S16_LE) and silence in between and after,
-//! 10 ms every 10 ms on a fixed schedule, so the stream time of any byte is known. It opens
-//! the FIFO read-write, so ALSA's probing never makes it see SIGPIPE.
+//! 10 ms every 10 ms on a fixed schedule, so the stream time of any byte is known: ALSA's
+//! `null` PCM under the file PCM has no clock, the reader waits on the FIFO, and the feeder's
+//! schedule is the microphone's clock. The FIFO carries what cpal opens the file PCM as,
+//! 48 kHz stereo f32, and holds one write. The feeder opens it read-write, so ALSA's probing
+//! never makes it see SIGPIPE.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -16,14 +19,19 @@ use std::time::{Duration, Instant};
 
 /// The cpal device id of the FIFO microphone.
 pub const DEVICE: &str = "alsa:v2mmic";
-/// Its format: 48 kHz, 2 channels, S16_LE.
+/// Its rate: 48 kHz, 2 channels.
 pub const RATE: u32 = 48_000;
-/// Bytes per second of the FIFO stream.
+/// Bytes per second of what [`FifoMic::play`] takes (S16_LE stereo).
 pub const BYTES_PER_SECOND: u64 = 48_000 * 4;
-/// Bytes per write: 10 ms. (5 ms, one ALSA period, made ALSA's file plugin lose a whole
-/// period now and then under load, without an error: see docs/fifo-microphone.md.)
+/// Played bytes per write: 10 ms (3840 bytes in the FIFO as f32: two of cpal's 5 ms reads).
 const BLOCK: usize = 1_920;
 const BLOCK_TIME: Duration = Duration::from_millis(10);
+/// The FIFO's capacity: one page, one write. ALSA reads what it holds at once when the stream
+/// starts, so a bigger pipe would hand the reader that much audio in a burst.
+const PIPE_SIZE: i32 = 4_096;
+/// A write blocked this long means nobody reads (v2m-rt not started yet, or reopening the
+/// device): the schedule restarts then instead of catching up with a burst.
+const NO_READER: Duration = Duration::from_millis(100);
 
 struct Feed {
     queue: VecDeque<u8>,
@@ -85,9 +93,8 @@ impl FifoMic {
         std::fs::write(
             xdg.join("alsa/asoundrc"),
             format!(
-                "pcm.v2mfile {{\n type file\n slave.pcm \"null\"\n file \"/dev/null\"\n \
-                 infile \"{}\"\n format \"raw\"\n}}\n\
-                 pcm.v2mmic {{\n type plug\n slave {{ pcm \"v2mfile\"; format S16_LE; rate 48000; channels 2 }}\n}}\n",
+                "pcm.v2mmic {{\n type file\n slave.pcm \"null\"\n file \"/dev/null\"\n \
+                 infile \"{}\"\n format \"raw\"\n}}\n",
                 fifo.display()
             ),
         )
@@ -104,10 +111,10 @@ impl FifoMic {
             .write(true)
             .open(&fifo)
             .expect("open the FIFO");
-        // A small pipe: what is written is read within ~21 ms, not ~340 ms later.
-        let _ = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096));
+        let _ = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
         let handle = std::thread::spawn(move || {
             let mut block = [0u8; BLOCK];
+            let mut pipe_block = [0u8; BLOCK * 2];
             let mut due = Instant::now();
             while !stop2.load(Ordering::Relaxed) {
                 let starting = {
@@ -127,8 +134,12 @@ impl FifoMic {
                         .map(|(at, t)| (at - from, t))
                         .collect::<Vec<_>>()
                 };
-                // Blocks while nobody reads (the pipe is full): the schedule restarts then.
-                if f.write_all(&block).is_err() {
+                for (s16, f32) in block.chunks_exact(2).zip(pipe_block.chunks_exact_mut(4)) {
+                    let v = i16::from_le_bytes([s16[0], s16[1]]) as f32 / 32_768.0;
+                    f32.copy_from_slice(&v.to_le_bytes());
+                }
+                let writing = Instant::now();
+                if f.write_all(&pipe_block).is_err() {
                     return;
                 }
                 let written = Instant::now();
@@ -136,13 +147,16 @@ impl FifoMic {
                     let ns = offset * 1_000_000_000 / BYTES_PER_SECOND;
                     *t.lock().unwrap() = Some(written + Duration::from_nanos(ns));
                 }
-                due += BLOCK_TIME;
-                match due.checked_duration_since(Instant::now()) {
-                    Some(wait) => std::thread::sleep(wait),
-                    None if Instant::now() - due > Duration::from_millis(50) => {
-                        due = Instant::now();
-                    }
-                    None => {}
+                // Late because this thread was held up: catch up (the reader waited meanwhile,
+                // as it does on a device's buffer). Late because nobody read: start afresh,
+                // after the block the pipe held and this one, which the new reader gets at once.
+                due = if written - writing >= NO_READER {
+                    written + 2 * BLOCK_TIME
+                } else {
+                    due + BLOCK_TIME
+                };
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
                 }
             }
         });

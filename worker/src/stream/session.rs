@@ -389,7 +389,7 @@ impl SessionStream {
         speech: bool,
         model: &mut dyn PassModel,
     ) -> Result<Option<Update>, WorkerError> {
-        let update = if self.window.len() >= self.policy.max_window_frames {
+        let update = if self.window_full() {
             Some(self.commit(model)?)
         } else {
             None
@@ -397,6 +397,26 @@ impl SessionStream {
         self.window.push(samples, speech);
         self.window.trim_silence(self.policy.lead_frames);
         Ok(update)
+    }
+
+    /// Whether the window has no room for another frame. Its passes begin at the audio's
+    /// anchor, so it is full when the longest window lies after the anchor, not after its first
+    /// frame: the commit pass then takes the same samples whatever grid the frames lie on (the
+    /// window's end is a frame, its anchor a sample), and live and offline commit the same
+    /// text. Before the anchor a window holds at most `lead_frames` more.
+    fn window_full(&self) -> bool {
+        let (len, max) = (self.window.len(), self.policy.max_window_frames);
+        match &self.policy.anchor {
+            _ if len < max => false,
+            None => true,
+            Some(_) if len >= max + self.policy.lead_frames => true,
+            Some(a) => {
+                let audio = self.window.audio_until(self.window.end_seq());
+                let max_samples = max * FRAME_SAMPLES;
+                let pass = anchored(audio, a, max_samples);
+                audio.len() as i64 - pass.offset >= max_samples as i64
+            }
+        }
     }
 
     /// One pass over the window up to `end`: its audio as the policy's anchor takes it, its

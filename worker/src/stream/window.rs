@@ -1,7 +1,8 @@
 //! The open window: the audio from the last hard commit to now, frame by frame, with each
-//! frame's VAD flag and energy. At most the model's 30 s; while it holds no speech it keeps
-//! only its last second (a dictation that starts with a long silence does not fill a window
-//! with it). [`anchored`] takes from it the samples a pass decodes.
+//! frame's VAD flag and energy. At most the model's 30 s after its anchor, and a second before
+//! it (see `SessionStream`); while it holds no speech it keeps only its last second (a
+//! dictation that starts with a long silence does not fill a window with it). [`anchored`]
+//! takes from it the samples a pass decodes.
 
 use std::borrow::Cow;
 use v2m_shm_proto::ring::FRAME_SAMPLES;
@@ -160,7 +161,9 @@ impl PassAudio<'_> {
 }
 
 /// The samples a pass over `audio` takes (see [`Anchor`]), at most `max_samples` (the
-/// longest window): the silence put in front is cut to fit, the audio never.
+/// longest window): the silence put in front is cut to fit first, then the audio's end (a
+/// window that holds more than `max_samples` after its anchor is full: see
+/// `SessionStream`'s commit).
 pub fn anchored<'a>(audio: &'a [f32], anchor: &Anchor, max_samples: usize) -> PassAudio<'a> {
     let whole = PassAudio {
         samples: Cow::Borrowed(audio),
@@ -177,8 +180,10 @@ pub fn anchored<'a>(audio: &'a [f32], anchor: &Anchor, max_samples: usize) -> Pa
     ) else {
         return whole;
     };
-    let end = (last + 1 + anchor.tail).min(audio.len());
     let start = first.saturating_sub(anchor.lead);
+    let end = (last + 1 + anchor.tail)
+        .min(audio.len())
+        .min(start + max_samples);
     let zeros = (anchor.lead - (first - start)).min(max_samples.saturating_sub(end - start));
     let samples = if zeros == 0 {
         Cow::Borrowed(&audio[start..end])
@@ -274,13 +279,11 @@ mod tests {
         let mut later = vec![0.0; 500];
         later.extend_from_slice(&audio);
         assert_eq!(anchored(&later, &ANCHOR, MAX).samples, a.samples);
-        // No room for silence in front of a full window: it is cut to fit.
+        // No room for silence in front of a full window: it is cut to fit, then the audio's
+        // end, never its beginning.
         let a = anchored(&audio, &ANCHOR, 250);
-        assert_eq!(
-            (a.offset, a.samples.len()),
-            (0, 270),
-            "audio is never dropped"
-        );
+        assert_eq!((a.offset, a.samples.len()), (0, 250));
+        assert_eq!(&a.samples[..], &audio[..250]);
         let a = anchored(&audio, &ANCHOR, 289);
         assert_eq!((a.offset, a.samples.len()), (-19, 289));
     }

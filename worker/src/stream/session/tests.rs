@@ -10,6 +10,7 @@ const SENTENCE_END: u32 = 500;
 #[derive(Debug, Clone, PartialEq)]
 struct Call {
     frames: usize,
+    audio: Vec<f32>,
     previous: Vec<u32>,
     prefix: Option<Vec<u32>>,
     draft: Vec<u32>,
@@ -60,6 +61,7 @@ impl PassModel for Scripted {
         };
         self.calls.push(Call {
             frames,
+            audio: audio.to_vec(),
             previous: req.previous.to_vec(),
             prefix: prefix.clone(),
             draft,
@@ -696,4 +698,60 @@ fn an_anchored_pass_takes_the_audio_around_the_speech_and_times_it_in_the_window
             text: "w3 w4".into()
         }]
     );
+}
+
+#[test]
+fn a_full_anchored_window_commits_the_same_samples_on_any_frame_grid() {
+    // Windows of 60 frames, a lead of 2 frames before the first loud sample. The dictation
+    // outgrows the window while speaking; frames cut it wherever the capture started.
+    let p = StreamPolicy {
+        max_window_frames: 60,
+        lead_frames: 10,
+        live_passes: false,
+        anchor: Some(Anchor {
+            lead: 2 * FRAME_SAMPLES,
+            tail: FRAME_SAMPLES,
+            fraction: 0.001,
+        }),
+        ..policy()
+    };
+    let frames = script(&[
+        (0, 10),
+        (1, 10),
+        (501, 10),
+        (0, 6),
+        (2, 20),
+        (3, 30),
+        (0, 5),
+    ]);
+    let audio = audio_of(&frames);
+    let mut commits = Vec::new();
+    for shift in [0, 1, 123, 319] {
+        let mut s = SessionStream::new(p, 0);
+        let mut m = Scripted::default();
+        let shifted: Vec<f32> = std::iter::repeat_n(0.0, shift)
+            .chain(audio.iter().copied())
+            .collect();
+        for (i, chunk) in shifted.chunks_exact(FRAME_SAMPLES).enumerate() {
+            let samples: &[f32; FRAME_SAMPLES] = chunk.try_into().unwrap();
+            s.push_samples(samples, frames[i].1, &mut m).unwrap();
+        }
+        let commit = m
+            .calls
+            .iter()
+            .find(|c| c.timestamps)
+            .unwrap_or_else(|| panic!("a commit pass at shift {shift}"));
+        commits.push((shift, commit.audio.clone()));
+    }
+    // The first loud sample is frame 10's first: the pass starts 2 frames before it and takes
+    // a whole window from there, though the window held 8 frames more before the anchor.
+    let (_, first) = &commits[0];
+    assert_eq!(first.len(), 60 * FRAME_SAMPLES);
+    assert_eq!(&first[..], &audio[8 * FRAME_SAMPLES..68 * FRAME_SAMPLES]);
+    for (shift, c) in &commits[1..] {
+        assert!(
+            c == first,
+            "the commit pass at a shift of {shift} samples took other samples"
+        );
+    }
 }

@@ -168,7 +168,11 @@ fn sixty_seconds_of_speech_come_back_whole() {
             w.text
         );
     }
-    assert!(r.windows.iter().all(|w| w.end_seq - w.start_seq <= 1500));
+    // 30 s after a window's anchor, and at most a second (its lead frames) before it.
+    assert!(
+        r.windows.iter().all(|w| w.end_seq - w.start_seq <= 1550),
+        "a window longer than 31 s"
+    );
     assert!(
         r.windows.len() >= 3,
         "more than a minute of speech needs at least three 30 s windows"

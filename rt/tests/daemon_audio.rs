@@ -148,6 +148,83 @@ fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
 }
 
 #[test]
+fn clicks_half_a_second_apart_stay_8000_samples_apart_on_a_busy_machine() {
+    // A 2 ms click every 500 ms for 8 s, with both cores kept busy: a period of audio lost or
+    // repeated anywhere between the microphone and the ring (the FIFO microphone once threw
+    // 10 ms away whenever its reader fell behind) moves every later click.
+    let _wd = Watchdog::arm(Duration::from_secs(120), "click train");
+    let d = Daemon::start("clicks", &[], None);
+    let mut w = FakeWorker::connect(&d.socket, "reader");
+    const CLICKS: usize = 16;
+    const APART_48K: usize = 24_000;
+    let mut mic = vec![0u8; (CLICKS * APART_48K + 4_800) * 4];
+    for k in 0..CLICKS {
+        for i in 0..96 {
+            let v: i16 = if (i / 12) % 2 == 0 { 20_000 } else { -20_000 };
+            let o = (k * APART_48K + i) * 4;
+            mic[o..o + 2].copy_from_slice(&v.to_le_bytes());
+            mic[o + 2..o + 4].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    d.wait_frames(25);
+    let mut c = d.client();
+    let Reply::Started { session_id, .. } = c.request(RequestBody::Start).unwrap() else {
+        panic!()
+    };
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let busy = busy.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005) + 1);
+                }
+            })
+        })
+        .collect();
+    let clip = d.mic.play(&mic);
+    clip.wait_started();
+    d.mic.wait_idle();
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    spinners.into_iter().for_each(|t| t.join().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let socket = d.socket.clone();
+    let stopper =
+        std::thread::spawn(move || Client::connect(&socket).unwrap().request(RequestBody::Stop));
+    while w.ring.session(session_id).unwrap().is_open() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    w.send(final_text(session_id, "clicks"));
+    assert!(matches!(
+        stopper.join().unwrap().unwrap(),
+        Reply::Stopped(_)
+    ));
+
+    let rec = w.ring.session(session_id).unwrap();
+    let frames = session_frames(&mut w.ring, rec.first_seq, rec.end_seq.unwrap());
+    let out: Vec<f32> = frames.iter().flat_map(|f| f.samples).collect();
+    // Each click's first sample over 0.2 (the clicks are 0.6 at full scale).
+    let mut at = Vec::new();
+    let mut i = 0;
+    while i < out.len() {
+        if out[i].abs() > 0.2 {
+            at.push(i);
+            i += 4_000;
+        } else {
+            i += 1;
+        }
+    }
+    let apart: Vec<usize> = at.windows(2).map(|p| p[1] - p[0]).collect();
+    eprintln!("{} clicks, {apart:?} samples apart", at.len());
+    assert_eq!(at.len(), CLICKS, "clicks in the session");
+    assert!(
+        apart.iter().all(|&a| a.abs_diff(APART_48K / 3) <= 1),
+        "audio lost or repeated between clicks: {apart:?} samples apart (8000 each)"
+    );
+}
+
+#[test]
 fn stop_keeps_every_sample_captured_before_it() {
     let _wd = Watchdog::arm(Duration::from_secs(120), "stop at the end of speech");
     let d = Daemon::start("stop-end", &[], None);

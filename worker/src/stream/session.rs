@@ -19,7 +19,7 @@
 
 use super::agreement::stable_len;
 use super::cut::{self, Cut};
-use super::window::{Anchor, PassAudio, Window, anchored};
+use super::window::{Anchor, PassAudio, Window, anchor_span, anchored};
 use crate::decode::greedy::{DecodeRequest, Mode};
 use crate::decode::timestamps::TimedSegment;
 use crate::error::WorkerError;
@@ -114,12 +114,14 @@ impl Default for StreamPolicy {
             timestamps: false,
             live_passes: true,
             // 100 ms before the first loud sample, 140 ms after the last (inside the 160 ms
-            // pause, so the speculative final's audio is whole); loud: an eighth of the peak,
-            // 18 dB under it, above the noise floor of a dictation and within its words.
+            // pause, so the speculative final's audio is whole); loud: an eighth of the level
+            // 50 ms of the window's samples reach (its peak, unless that is a knock), 18 dB
+            // under it, above the noise floor of a dictation and within its words.
             anchor: Some(Anchor {
                 lead: 100 * 16,
                 tail: 140 * 16,
                 fraction: 0.125,
+                level_samples: 50 * 16,
             }),
         }
     }
@@ -413,8 +415,8 @@ impl SessionStream {
             Some(a) => {
                 let audio = self.window.audio_until(self.window.end_seq());
                 let max_samples = max * FRAME_SAMPLES;
-                let pass = anchored(audio, a, max_samples);
-                audio.len() as i64 - pass.offset >= max_samples as i64
+                let pass = anchor_span(audio, a, max_samples);
+                audio.len() as i64 - pass.offset() >= max_samples as i64
             }
         }
     }

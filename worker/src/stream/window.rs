@@ -122,8 +122,9 @@ impl Window {
     }
 }
 
-/// Where a pass's audio begins and ends, to the sample: a fixed lead before the first sample
-/// that rises above a fraction of the window's peak, and a fixed tail after the last one.
+/// Where a pass's audio begins and ends, to the sample: a fixed lead before the first loud
+/// sample, and a fixed tail after the last one. A sample is loud at a fraction of the window's
+/// peak, unless that peak is a knock or a click far over the voice ([`loud_threshold`]).
 ///
 /// Frames land on a 20 ms grid wherever the capture was when the session started; a file's
 /// grid starts at its first sample. Anchored on the audio itself, a pass covers the same
@@ -131,16 +132,120 @@ impl Window {
 /// offline is the same computation (Whisper near-ties flip with a shift of a few samples).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Anchor {
-    /// Samples kept before the first loud sample; digital silence where the window has none.
+    /// Samples kept before the first loud sample.
     pub lead: usize,
     /// Samples kept after the last loud sample (never past the pass's end).
     pub tail: usize,
     /// A sample is loud at this fraction of the window's peak (or more).
     pub fraction: f32,
+    /// The window's level is the loudness its loudest this many samples reach: a sound
+    /// shorter than that (a knock on the laptop, a key's click) does not set it.
+    pub level_samples: usize,
 }
 
 /// Below this peak the window holds nothing to anchor on: a pass takes it whole.
 const MIN_PEAK: f32 = 1e-3;
+
+/// A peak more than this many times the window's level (12 dB over it; see
+/// [`loud_threshold`]) is a short sound apart from the voice.
+const PEAK_OVER_LEVEL: f32 = 4.0;
+
+/// What a voice's peak is taken to be, in times its level, when a short sound stands over it.
+const VOICE_PEAK: f32 = 2.0;
+
+/// The level a sample of `audio` must reach to be loud: `anchor.fraction` of the window's peak,
+/// unless the peak stands more than [`PEAK_OVER_LEVEL`] times over the level the loudest
+/// `anchor.level_samples` samples reach; then of [`VOICE_PEAK`] times that level. A knock on
+/// the laptop or a key's click 20 dB over a soft voice set the peak; without this the voice
+/// lay under an eighth of it and no pass heard it. Speech's peak stands 2 to 4 times over its
+/// level (the dev recordings: 1.7 to 3.8), so a window of speech is anchored on its peak as
+/// before. The level is an order statistic of the samples, exact: the frame grid, which only
+/// moves the window's silent edges, does not change it.
+pub fn loud_threshold(audio: &[f32], anchor: &Anchor) -> f32 {
+    let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    let level = kth_loudest(audio, anchor.level_samples);
+    let voice_peak = if peak > level * PEAK_OVER_LEVEL {
+        level * VOICE_PEAK
+    } else {
+        peak
+    };
+    voice_peak * anchor.fraction
+}
+
+/// The `k`-th largest `|x|` of `audio` (1: the peak; the quietest when `k` is past the end).
+/// Counts the samples by the top bits of their f32 pattern (`|x|` orders as its bits do), then
+/// orders only the bin that holds the `k`-th.
+fn kth_loudest(audio: &[f32], k: usize) -> f32 {
+    const SHIFT: u32 = 20;
+    const BINS: usize = (0x7F80_0000u32 >> SHIFT) as usize + 1;
+    let bin = |s: f32| ((s.abs().to_bits() >> SHIFT) as usize).min(BINS - 1);
+    let k = k.clamp(1, audio.len().max(1));
+    let mut counts = [0usize; BINS];
+    for &s in audio {
+        counts[bin(s)] += 1;
+    }
+    let mut louder = 0;
+    for b in (0..BINS).rev() {
+        if louder + counts[b] >= k {
+            let mut held: Vec<f32> = audio
+                .iter()
+                .map(|s| s.abs())
+                .filter(|&s| bin(s) == b)
+                .collect();
+            let (_, kth, _) = held.select_nth_unstable_by(k - louder - 1, |x, y| y.total_cmp(x));
+            return *kth;
+        }
+        louder += counts[b];
+    }
+    0.0
+}
+
+/// Where a pass lies on the window's audio, in samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// First sample of the window's audio it takes.
+    pub start: usize,
+    /// One past the last.
+    pub end: usize,
+    /// Samples of digital silence it puts in front of `start` (a lead that reaches before the
+    /// window).
+    pub zeros: usize,
+}
+
+impl Span {
+    /// Where the pass's first sample lies relative to the window's first (negative: before).
+    pub fn offset(&self) -> i64 {
+        self.start as i64 - self.zeros as i64
+    }
+}
+
+/// Where a pass over `audio` lies (see [`Anchor`]), at most `max_samples` long (the longest
+/// window): what it takes before the audio is cut to fit first, then the audio's end (a
+/// window that holds more than `max_samples` after its anchor is full: see
+/// `SessionStream`'s commit).
+pub fn anchor_span(audio: &[f32], anchor: &Anchor, max_samples: usize) -> Span {
+    let whole = Span {
+        start: 0,
+        end: audio.len(),
+        zeros: 0,
+    };
+    let loud = loud_threshold(audio, anchor);
+    if loud < MIN_PEAK * anchor.fraction {
+        return whole;
+    }
+    let (Some(first), Some(last)) = (
+        audio.iter().position(|s| s.abs() >= loud),
+        audio.iter().rposition(|s| s.abs() >= loud),
+    ) else {
+        return whole;
+    };
+    let start = first.saturating_sub(anchor.lead);
+    let end = (last + 1 + anchor.tail)
+        .min(audio.len())
+        .min(start + max_samples);
+    let zeros = (anchor.lead - (first - start)).min(max_samples.saturating_sub(end - start));
+    Span { start, end, zeros }
+}
 
 /// The audio of one pass and where it lies in its window.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,41 +265,21 @@ impl PassAudio<'_> {
     }
 }
 
-/// The samples a pass over `audio` takes (see [`Anchor`]), at most `max_samples` (the
-/// longest window): the silence put in front is cut to fit first, then the audio's end (a
-/// window that holds more than `max_samples` after its anchor is full: see
-/// `SessionStream`'s commit).
+/// The samples a pass over `audio` takes (see [`anchor_span`]).
 pub fn anchored<'a>(audio: &'a [f32], anchor: &Anchor, max_samples: usize) -> PassAudio<'a> {
-    let whole = PassAudio {
-        samples: Cow::Borrowed(audio),
-        offset: 0,
-    };
-    let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-    if peak < MIN_PEAK {
-        return whole;
-    }
-    let loud = peak * anchor.fraction;
-    let (Some(first), Some(last)) = (
-        audio.iter().position(|s| s.abs() >= loud),
-        audio.iter().rposition(|s| s.abs() >= loud),
-    ) else {
-        return whole;
-    };
-    let start = first.saturating_sub(anchor.lead);
-    let end = (last + 1 + anchor.tail)
-        .min(audio.len())
-        .min(start + max_samples);
-    let zeros = (anchor.lead - (first - start)).min(max_samples.saturating_sub(end - start));
-    let samples = if zeros == 0 {
-        Cow::Borrowed(&audio[start..end])
+    let span = anchor_span(audio, anchor, max_samples);
+    let taken = &audio[span.start..span.end];
+    let samples = if span.zeros == 0 {
+        Cow::Borrowed(taken)
     } else {
-        let mut v = vec![0.0; zeros];
-        v.extend_from_slice(&audio[start..end]);
+        let mut v = Vec::with_capacity(span.zeros + taken.len());
+        v.resize(span.zeros, 0.0);
+        v.extend_from_slice(taken);
         Cow::Owned(v)
     };
     PassAudio {
         samples,
-        offset: start as i64 - zeros as i64,
+        offset: span.offset(),
     }
 }
 
@@ -240,6 +325,7 @@ mod tests {
         lead: 100,
         tail: 30,
         fraction: 0.5,
+        level_samples: 1,
     };
     const MAX: usize = 10_000;
 
@@ -296,6 +382,68 @@ mod tests {
         let quiet = vec![0.0005; 1_000];
         let a = anchored(&quiet, &ANCHOR, MAX);
         assert_eq!((a.offset, a.samples.len()), (0, 1_000));
+    }
+
+    /// A quiet room (noise about 2e-4), `voice` samples of a soft voice (±0.04) from 1 000, and
+    /// `knock` samples at full scale 2 000 after it.
+    fn soft_voice_then(voice: usize, knock: usize) -> Vec<f32> {
+        let len = 1_000 + voice + 2_000 + knock + 1_000;
+        let mut v: Vec<f32> = (0..len).map(|i| 1e-4 * ((i % 5) as f32 - 2.0)).collect();
+        for (k, s) in v[1_000..1_000 + voice].iter_mut().enumerate() {
+            *s = if k % 2 == 0 { 0.04 } else { -0.03 };
+        }
+        let at = 1_000 + voice + 2_000;
+        for (k, s) in v[at..at + knock].iter_mut().enumerate() {
+            *s = if k % 2 == 0 { 0.9 } else { -0.8 };
+        }
+        v
+    }
+
+    const VOICE: Anchor = Anchor {
+        lead: 100,
+        tail: 30,
+        fraction: 0.125,
+        level_samples: 800,
+    };
+
+    #[test]
+    fn a_knock_far_louder_than_the_voice_does_not_hide_it() {
+        // 100 samples at full scale, 27 dB over the voice: loud is an eighth of twice the
+        // voice's level (0.01), not of the knock.
+        let audio = soft_voice_then(4_000, 100);
+        assert_eq!(loud_threshold(&audio, &VOICE), 0.04 * 2.0 * 0.125);
+        let s = anchor_span(&audio, &VOICE, MAX);
+        assert_eq!((s.start, s.end), (900, 7_000 + 100 + 30), "voice to knock");
+        // Set by the peak alone, the voice lies under an eighth of it and is dropped.
+        let peak = Anchor {
+            level_samples: 1,
+            ..VOICE
+        };
+        assert_eq!(anchor_span(&audio, &peak, MAX).start, 7_000 - 100);
+    }
+
+    #[test]
+    fn a_voice_is_anchored_on_its_peak() {
+        // A syllable three times louder than the rest, 800 samples long or shorter: within
+        // four times the level, the peak sets the threshold.
+        for loud in [100, 800] {
+            let mut audio = soft_voice_then(4_000, 0);
+            audio[2_000..2_000 + loud]
+                .iter_mut()
+                .for_each(|s| *s *= 3.0);
+            assert_eq!(loud_threshold(&audio, &VOICE), 0.12 * 0.125, "{loud}");
+            // 0.04 and 0.03 stay over 0.015: the voice from its first sample.
+            assert_eq!(anchor_span(&audio, &VOICE, MAX).start, 900);
+        }
+    }
+
+    #[test]
+    fn the_level_is_the_kth_loudest_sample() {
+        let audio = [0.5, -0.9, 0.1, 0.0, -0.3, 0.30001, 1e-6];
+        let nth = |k| kth_loudest(&audio, k);
+        assert_eq!([nth(0), nth(1), nth(2), nth(3)], [0.9, 0.9, 0.5, 0.30001]);
+        assert_eq!([nth(4), nth(6), nth(7), nth(99)], [0.3, 1e-6, 0.0, 0.0]);
+        assert_eq!(kth_loudest(&[], 3), 0.0);
     }
 
     #[test]

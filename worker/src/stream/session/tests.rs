@@ -672,6 +672,7 @@ fn an_anchored_pass_takes_the_audio_around_the_speech_and_times_it_in_the_window
             lead: 2 * FRAME_SAMPLES,
             tail: FRAME_SAMPLES,
             fraction: 0.5,
+            level_samples: FRAME_SAMPLES,
         }),
         ..policy()
     };
@@ -712,6 +713,7 @@ fn a_full_anchored_window_commits_the_same_samples_on_any_frame_grid() {
             lead: 2 * FRAME_SAMPLES,
             tail: FRAME_SAMPLES,
             fraction: 0.001,
+            level_samples: FRAME_SAMPLES,
         }),
         ..policy()
     };

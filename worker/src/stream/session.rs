@@ -114,9 +114,9 @@ impl Default for StreamPolicy {
             timestamps: false,
             live_passes: true,
             // 100 ms before the first loud sample, 140 ms after the last (inside the 160 ms
-            // pause, so the speculative final's audio is whole); loud: an eighth of the level
-            // 50 ms of the window's samples reach (its peak, unless that is a knock), 18 dB
-            // under it, above the noise floor of a dictation and within its words.
+            // pause, so the speculative final's audio is whole); loud: an eighth of the
+            // window's peak, 18 dB under it, above the noise floor of a dictation and within
+            // its words (unless the peak is a knock: over 4 times what its loudest 50 ms reach).
             anchor: Some(Anchor {
                 lead: 100 * 16,
                 tail: 140 * 16,

@@ -45,6 +45,31 @@ fn session_frames(ring: &mut RingReader, first: u64, end: u64) -> Vec<Frame> {
     frames
 }
 
+/// Stops the session as a client does and answers the stop as its worker once v2m-rt has
+/// closed it; returns when it closed and its frames.
+fn stop_and_read(
+    d: &Daemon,
+    w: &mut FakeWorker,
+    session_id: u64,
+    text: &str,
+) -> (std::time::Instant, Vec<Frame>) {
+    let socket = d.socket.clone();
+    let stopper =
+        std::thread::spawn(move || Client::connect(&socket).unwrap().request(RequestBody::Stop));
+    while w.ring.session(session_id).unwrap().is_open() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let closed = std::time::Instant::now();
+    w.send(final_text(session_id, text));
+    assert!(matches!(
+        stopper.join().unwrap().unwrap(),
+        Reply::Stopped(_)
+    ));
+    let rec = w.ring.session(session_id).unwrap();
+    let frames = session_frames(&mut w.ring, rec.first_seq, rec.end_seq.unwrap());
+    (closed, frames)
+}
+
 #[test]
 fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
     let _wd = Watchdog::arm(Duration::from_secs(120), "dictation audio");
@@ -67,21 +92,8 @@ fn a_dictation_from_the_fifo_microphone_is_whole_in_its_session() {
     clip.wait_started();
     d.mic.wait_idle();
     std::thread::sleep(Duration::from_millis(300));
-    let socket = d.socket.clone();
-    let stopper =
-        std::thread::spawn(move || Client::connect(&socket).unwrap().request(RequestBody::Stop));
-    while w.ring.session(session_id).unwrap().is_open() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let stopped = started.elapsed();
-    w.send(final_text(session_id, "heard"));
-    assert!(matches!(
-        stopper.join().unwrap().unwrap(),
-        Reply::Stopped(_)
-    ));
-
-    let rec = w.ring.session(session_id).unwrap();
-    let frames = session_frames(&mut w.ring, rec.first_seq, rec.end_seq.unwrap());
+    let (closed, frames) = stop_and_read(&d, &mut w, session_id, "heard");
+    let stopped = closed - started;
     // Contiguous: one frame per 20 ms of capture, no gaps, no discontinuity.
     assert!(
         frames
@@ -189,20 +201,7 @@ fn clicks_half_a_second_apart_stay_8000_samples_apart_on_a_busy_machine() {
     busy.store(false, std::sync::atomic::Ordering::Relaxed);
     spinners.into_iter().for_each(|t| t.join().unwrap());
     std::thread::sleep(Duration::from_millis(200));
-    let socket = d.socket.clone();
-    let stopper =
-        std::thread::spawn(move || Client::connect(&socket).unwrap().request(RequestBody::Stop));
-    while w.ring.session(session_id).unwrap().is_open() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    w.send(final_text(session_id, "clicks"));
-    assert!(matches!(
-        stopper.join().unwrap().unwrap(),
-        Reply::Stopped(_)
-    ));
-
-    let rec = w.ring.session(session_id).unwrap();
-    let frames = session_frames(&mut w.ring, rec.first_seq, rec.end_seq.unwrap());
+    let (_, frames) = stop_and_read(&d, &mut w, session_id, "clicks");
     let out: Vec<f32> = frames.iter().flat_map(|f| f.samples).collect();
     // Each click's first sample over 0.2 (the clicks are 0.6 at full scale).
     let mut at = Vec::new();

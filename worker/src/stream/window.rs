@@ -143,7 +143,8 @@ pub struct Anchor {
     pub level_samples: usize,
 }
 
-/// Below this peak the window holds nothing to anchor on: a pass takes it whole.
+/// Below this peak (of the voice, see [`loud_threshold`]) the window holds nothing to anchor
+/// on: a pass takes it whole.
 const MIN_PEAK: f32 = 1e-3;
 
 /// A peak more than this many times the window's level (12 dB over it; see
@@ -157,7 +158,7 @@ const VOICE_PEAK: f32 = 2.0;
 /// unless the peak stands more than [`PEAK_OVER_LEVEL`] times over the level the loudest
 /// `anchor.level_samples` samples reach; then of [`VOICE_PEAK`] times that level. A knock on
 /// the laptop or a key's click 20 dB over a soft voice set the peak; without this the voice
-/// lay under an eighth of it and no pass heard it. Speech's peak stands 2 to 4 times over its
+/// lay under an eighth of it and no pass heard it. Speech's peak stands under 4 times its
 /// level (the dev recordings: 1.7 to 3.8), so a window of speech is anchored on its peak as
 /// before. The level is an order statistic of the samples, exact: the frame grid, which only
 /// moves the window's silent edges, does not change it.

@@ -240,12 +240,28 @@ fn stop_keeps_every_sample_captured_before_it() {
     let Reply::Started { session_id, .. } = c.request(RequestBody::Start).unwrap() else {
         panic!()
     };
-    let clip = d.mic.play(&mic);
-    let began = clip.wait_started();
-    // Stop right after the microphone delivered the last sample: it went into the FIFO at the
-    // clip's end, and ALSA reads the pipe (4 KiB: 21 ms) within 25 ms.
-    let end = began + Duration::from_secs_f64(clip.seconds) + Duration::from_millis(25);
-    std::thread::sleep(end.saturating_duration_since(std::time::Instant::now()));
+    let first_seq = w.ring.session(session_id).unwrap().first_seq;
+    let _clip = d.mic.play(&mic);
+    // Aim the stop 10 ms past the speech's end on v2m-rt's own frame timeline: the speech's
+    // onset as it arrives in the ring, plus its length. (Aiming by the feeder's clock missed
+    // by up to 45 ms on a loaded CI machine: the timeline and the feeder differ by up to
+    // 22 ms under load, and ALSA reads the pipe up to 21 ms late.)
+    let loud = 0.1 * speech.iter().fold(0f32, |m, s| m.max(s.abs()));
+    let onset = |x: &[f32]| x.iter().position(|s| s.abs() > loud);
+    let lead = onset(&speech).unwrap() as u64;
+    let sample_ns = FRAME_NS / FRAME_SAMPLES as u64;
+    w.ring.seek(first_seq);
+    let mut f = Frame::default();
+    let onset_ns = loop {
+        w.ring
+            .read_timeout(&mut f, Duration::from_secs(10))
+            .expect("the session's frames keep coming");
+        if let Some(i) = onset(&f.samples) {
+            break f.meta.capture_ns + i as u64 * sample_ns - lead * sample_ns;
+        }
+    };
+    let stop_at = onset_ns + speech.len() as u64 * sample_ns + 10_000_000;
+    std::thread::sleep(Duration::from_nanos(stop_at.saturating_sub(monotonic_ns())));
     let mut stopper = d.client();
     let stop_ns = monotonic_ns();
     let stop = std::thread::spawn(move || stopper.request(RequestBody::Stop));
